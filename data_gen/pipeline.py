@@ -1,0 +1,135 @@
+"""Generate a dataset directory with Ray Data: one map task per missing shard, then the manifest.
+
+Before any work (and before Ray starts) the directory is checked: a complete dataset with
+the same content hash is returned as is, one with a different hash is a conflict unless
+``overwrite``. A rerun after a crash keeps every finished shard (its footer names the
+dataset and its rows) and regenerates the rest, with the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciml.data.manifest import (FORMAT_VERSION, is_complete, load_manifest, normalization, software_versions,
+                                 write_json_atomic)
+from sciml.data.schema import MANIFEST_NAME, SPLITS
+from sciml.physics import SystemSpec
+
+from . import allocator
+from .directory import MARKER_NAME, DatasetConflictError, check_directory, clear_dataset, remove_strays
+from .request import GenerationRequest
+from .shards import ShardPlan, ShardResult, plan_shards, produce_shard
+
+
+def check_output(request: GenerationRequest, out_dir: str | Path, overwrite: bool) -> dict[str, Any] | None:
+    """Raise DatasetConflictError for a different dataset; return the manifest if already done."""
+    directory = Path(out_dir)
+    if overwrite:
+        if directory.exists() and not directory.is_dir():
+            raise DatasetConflictError(f"out_dir: {directory} exists and is not a directory")
+        return None
+    check_directory(directory, request.content_hash)
+    if (directory / MANIFEST_NAME).is_file() and is_complete(directory):
+        return load_manifest(directory)
+    return None
+
+
+def _shard_batch(batch: dict[str, np.ndarray], *, spec: dict, seed: int, resolution: int, directory: str,
+                 content_hash: str) -> dict[str, np.ndarray]:
+    """Ray Data map function: one shard descriptor in, that shard's metadata out."""
+    plan = ShardPlan(str(batch["split"][0]), int(batch["shard"][0]), int(batch["start"][0]), int(batch["stop"][0]))
+    with allocator.tuned():
+        result = produce_shard(Path(directory), plan, SystemSpec.from_dict(spec), seed, resolution, content_hash)
+    stats = np.column_stack([result.rms, result.abs_coeffs])
+    return {"split": np.array([plan.split]), "shard": np.array([plan.shard]), "start": np.array([plan.start]),
+            "stop": np.array([plan.stop]), "sha256": np.array([result.sha256]),
+            "rejections": np.array([result.rejections]),
+            "stats": np.array([stats.astype(np.float64).tobytes()], dtype=object)}
+
+
+def _run_shards(plans: list[ShardPlan], request: GenerationRequest, directory: Path, num_workers: int | None,
+                address: str | None, progress: bool) -> list[ShardResult]:
+    import ray  # only here: validation and reuse never start Ray
+    import ray.data
+
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=progress)
+        else:
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=progress)
+    context = ray.data.DataContext.get_current()
+    shown = (context.enable_progress_bars, context.print_on_execution_start)
+    try:
+        context.enable_progress_bars = context.print_on_execution_start = progress
+        workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        items = [{"split": p.split, "shard": p.shard, "start": p.start, "stop": p.stop} for p in plans]
+        rows = (ray.data.from_items(items, override_num_blocks=len(items))
+                .map_batches(_shard_batch, batch_size=1, compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1,
+                             fn_kwargs={"spec": request.spec.to_dict(), "seed": request.seed,
+                                        "resolution": request.resolution, "directory": str(directory.resolve()),
+                                        "content_hash": request.content_hash})
+                .take_all())
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = shown
+        if started:
+            ray.shutdown()
+    by_key = {(r["split"], int(r["start"])): r for r in rows}
+    results = []
+    for plan in plans:
+        row = by_key[(plan.split, plan.start)]
+        stats = np.frombuffer(row["stats"], dtype=np.float64).reshape(plan.rows, 7)
+        results.append(ShardResult(plan, str(row["sha256"]), int(row["rejections"]), stats[:, 0], stats[:, 1:]))
+    return results
+
+
+def build_manifest(request: GenerationRequest, results: list[ShardResult]) -> dict[str, Any]:
+    reference = next(split for split in SPLITS if request.counts[split] > 0)  # train, else val, else test
+    ref_results = [r for r in results if r.plan.split == reference]
+    norm = normalization(np.concatenate([r.rms for r in ref_results]),
+                         np.concatenate([r.abs_coeffs for r in ref_results]))
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": request.spec.name,
+        "spec": request.spec_record(),
+        "seed": request.seed,
+        "resolution": request.resolution,
+        "counts": request.counts,
+        "shard_size": request.shard_size,
+        "normalization": norm,
+        "rejections": {split: sum(r.rejections for r in results if r.plan.split == split) for split in SPLITS},
+        "shards": {split: [{"file": r.plan.file, "start": r.plan.start, "stop": r.plan.stop, "rows": r.plan.rows,
+                            "sha256": r.sha256} for r in results if r.plan.split == split] for split in SPLITS},
+        "content_hash": request.content_hash,
+        "versions": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_workers: int | None = None,
+                     address: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Generate (or finish, or just return) the dataset ``request`` in ``out_dir``; returns its manifest."""
+    if not isinstance(request, GenerationRequest):
+        raise TypeError(f"request: expected a GenerationRequest, got {type(request).__name__}")
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
+                                    or num_workers < 1):
+        raise ValueError(f"num_workers: must be an integer >= 1, got {num_workers!r}")
+    done = check_output(request, out_dir, overwrite)
+    if done is not None:
+        return done
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        clear_dataset(directory)
+    write_json_atomic(directory / MARKER_NAME, {"name": request.spec.name, "content_hash": request.content_hash})
+    plans = plan_shards(request.counts, request.shard_size)
+    remove_strays(directory, {split: sum(p.split == split for p in plans) for split in SPLITS})
+    results = _run_shards(plans, request, directory, num_workers, address, progress)
+    manifest = build_manifest(request, results)
+    write_json_atomic(directory / MANIFEST_NAME, manifest)
+    (directory / MARKER_NAME).unlink(missing_ok=True)
+    return manifest

@@ -1,0 +1,140 @@
+"""Shards: which rows each file holds, and writing or re-validating one file.
+
+A shard is ``DIR/<split>/part-NNNNN.parquet`` with the rows [start, stop) of its split,
+sorted by index, in row groups of a fixed size. It is written under a temporary name in
+the same directory and renamed into place, so a final name always holds a whole shard.
+The writer (:mod:`.parquet_writer`: the file pyarrow writes with fixed options, without
+its per-value level encoding) hashes the bytes as it writes them, and the footer carries
+only deterministic metadata, so the same shard has the same bytes however and whenever it
+was produced.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from sciml.data.manifest import example_statistics, file_sha256
+from sciml.data.schema import COEFF_COLUMNS, SPLITS, arrow_schema, shard_name, table_to_numpy
+from sciml.physics import SystemSpec, generate_examples
+
+from .parquet_writer import ShardFileWriter
+
+_FIELD_BYTES_PER_GROUP = 16 << 20  # per field column: bounds the memory of one row group
+_META_PREFIX = "sciml."
+TEMP_SUFFIX = ".tmp"
+
+
+def row_group_rows(resolution: int) -> int:
+    """Rows per row group (and per generation step): a function of the grid only."""
+    return max(1, min(1024, _FIELD_BYTES_PER_GROUP // (4 * resolution * resolution)))
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    split: str
+    shard: int
+    start: int
+    stop: int
+
+    @property
+    def file(self) -> str:
+        """Path relative to the dataset directory, as the manifest records it."""
+        return f"{self.split}/{shard_name(self.shard)}"
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+def plan_shards(counts: Mapping[str, int], shard_size: int) -> list[ShardPlan]:
+    return [ShardPlan(split, start // shard_size, start, min(start + shard_size, counts[split]))
+            for split in SPLITS for start in range(0, counts[split], shard_size)]
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What the manifest and the normalization statistics need from one shard."""
+
+    plan: ShardPlan
+    sha256: str
+    rejections: int
+    rms: np.ndarray  # per example, of the stored source
+    abs_coeffs: np.ndarray  # (rows, 6) in COEFF_COLUMNS order
+
+
+def temp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+
+
+def write_shard(final: Path, batches: Iterable[Mapping[str, np.ndarray]], resolution: int,
+                footer: Mapping[str, str]) -> str:
+    """Write column batches (one row group each) as ``final`` atomically; return its sha256.
+
+    ``footer`` goes into the file's key-value metadata under the ``sciml.`` prefix; it is
+    read after the batches are consumed, so a generator may fill it in as it goes.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(final)
+    try:
+        with open(tmp, "wb") as handle:
+            writer = ShardFileWriter(handle, arrow_schema(resolution))
+            for columns in batches:
+                writer.write_row_group(columns)
+            digest = writer.close({_META_PREFIX + k: str(v) for k, v in footer.items()})
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def read_footer(path: Path) -> tuple[dict[str, str], int] | None:
+    """The ``sciml.`` footer metadata and row count of a shard; None if it is not a readable shard."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, ValueError):
+        return None
+    prefix = _META_PREFIX.encode()
+    footer = {k[len(prefix):].decode(): v.decode() for k, v in (meta.metadata or {}).items() if k.startswith(prefix)}
+    return footer, meta.num_rows
+
+
+def expected_footer(plan: ShardPlan, content_hash: str) -> dict[str, str]:
+    return {"content_hash": content_hash, "split": plan.split, "start": str(plan.start), "stop": str(plan.stop)}
+
+
+def _generated_batches(spec: SystemSpec, seed: int, resolution: int, plan: ShardPlan, footer: dict[str, str],
+                       stats: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    step = row_group_rows(resolution)
+    rejections = 0
+    for start in range(plan.start, plan.stop, step):
+        columns = generate_examples(spec, seed, plan.split, np.arange(start, min(start + step, plan.stop)), resolution)
+        rejections += int(columns.pop("rejected").sum())
+        stats.append(example_statistics(columns))
+        yield columns
+    footer["rejections"] = str(rejections)
+
+
+def produce_shard(directory: Path, plan: ShardPlan, spec: SystemSpec, seed: int, resolution: int,
+                  content_hash: str) -> ShardResult:
+    """Reuse the shard if its file already holds exactly these rows of this dataset, else write it."""
+    final = directory / plan.file
+    footer = expected_footer(plan, content_hash)
+    found = read_footer(final) if final.is_file() else None
+    if found is not None and found[1] == plan.rows and "rejections" in found[0] \
+            and all(found[0].get(k) == v for k, v in footer.items()):
+        columns = table_to_numpy(pq.read_table(final, columns=["source", *COEFF_COLUMNS]))
+        rms, abs_coeffs = example_statistics(columns)
+        return ShardResult(plan, file_sha256(final), int(found[0]["rejections"]), rms, abs_coeffs)
+    stats: list[tuple[np.ndarray, np.ndarray]] = []
+    digest = write_shard(final, _generated_batches(spec, seed, resolution, plan, footer, stats), resolution, footer)
+    rms = np.concatenate([s[0] for s in stats])
+    abs_coeffs = np.concatenate([s[1] for s in stats])
+    return ShardResult(plan, digest, int(footer["rejections"]), rms, abs_coeffs)

@@ -1,0 +1,73 @@
+"""Ray Data views of dataset directories: splits, nested subsets and mixtures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from sciml.data.manifest import load_manifest, split_files
+from sciml.data.schema import SPLITS
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One dataset directory and its share of a mixture (SPEC Q4: equal shares)."""
+
+    path: str
+    share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.share > 0 and math.isfinite(self.share)):
+            raise ValueError(f"share: must be a finite number > 0, got {self.share}")
+
+
+def split_counts(sources: Sequence[DataSource], split: str, total: int | None) -> list[int]:
+    """Rows taken from each source: shares of `total`, or the largest total the shares allow.
+
+    The first rows by index are taken, so a smaller selection nests in a larger one.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    available = [split_total(s.path, split) for s in sources]
+    weights = [s.share / sum(s.share for s in sources) for s in sources]
+    if total is None:
+        # A single source gives all its rows; a mixture keeps its shares exact.
+        total = available[0] if len(sources) == 1 else int(min(a / w for a, w in zip(available, weights)))
+    counts = [int(math.floor(w * total + 1e-9)) for w in weights]
+    counts[0] += total - sum(counts)  # rounding remainder goes to the first source
+    for source, want, have in zip(sources, counts, available):
+        if want > have:
+            raise ValueError(
+                f"n_train: {source.path} has {have} {split} examples, {want} requested"
+            )
+    return counts
+
+
+def split_total(path: str, split: str) -> int:
+    return int(load_manifest(path)["counts"][split])
+
+
+def read_selection(sources: Sequence[DataSource], split: str, total: int | None = None):
+    """A Ray Dataset of the first rows (by index) of `split` from each source, shares kept."""
+    import ray.data
+    from ray.data.expressions import col
+
+    datasets = []
+    for origin, (source, count) in enumerate(zip(sources, split_counts(sources, split, total))):
+        if count == 0:
+            continue
+        files = split_files(source.path, split, limit=count)
+        ds = ray.data.read_parquet(files, file_extensions=["parquet"])
+        if count < split_total(source.path, split):
+            ds = ds.filter(expr=col("index") < count)
+        if len(sources) > 1:
+            # Indices repeat across sources; `origin` keeps the mixture's row order stable.
+            ds = ds.add_column("origin", lambda batch, o=origin: np.full(len(batch["index"]), o, np.int64),
+                               batch_format="numpy")
+        datasets.append(ds)
+    if not datasets:
+        raise ValueError(f"{split}: the selection holds no examples")
+    return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])

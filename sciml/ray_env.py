@@ -1,0 +1,34 @@
+"""Connecting to Ray: an existing cluster when an address is given, else an embedded one."""
+
+from __future__ import annotations
+
+import os
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> dict:
+    """Initialise Ray once per process; returns the cluster's resources.
+
+    With `address` (or RAY_ADDRESS, as under `ray job submit`) connect to that cluster;
+    otherwise start a local Ray bound to the loopback interface.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        kwargs = {"log_to_driver": not quiet, "configure_logging": True, "logging_level": "WARNING",
+                  # Workers' Ray Data progress bars would interleave with the training progress.
+                  "runtime_env": {"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+        import logging
+
+        import ray.data
+
+        # Ray Data's per-read progress bars and INFO lines drown the training progress.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        if quiet:
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+    return ray.cluster_resources()

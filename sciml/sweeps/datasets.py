@@ -1,0 +1,86 @@
+"""The datasets a sweep needs: generated once, reused by content, handed to trials."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sciml.data.ray_datasets import DataSource, read_selection
+from sciml.physics import SystemSpec
+from sciml.sweeps.questions import Pretraining, Question
+from sciml.sweeps.settings import SweepSettings
+
+
+def short_hash(obj: Any, length: int = 12) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def dataset_seed(base_seed: int, spec: SystemSpec) -> int:
+    """Each dataset gets its own seed: equal seeds would give two systems the same sources."""
+    return int(short_hash([base_seed, spec.name], 8), 16) & 0x7FFFFFFF
+
+
+@dataclass
+class SweepData:
+    """Directories of every dataset in a sweep, keyed by system name."""
+
+    directories: dict[str, str] = field(default_factory=dict)
+
+    def source(self, spec: SystemSpec) -> DataSource:
+        return DataSource(self.directories[spec.name])
+
+    def pretraining_sources(self, pretraining: Pretraining) -> tuple[DataSource, ...]:
+        return tuple(self.source(s) for s in pretraining.specs)
+
+
+def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
+    """Generate (or reuse, by content) every pre-training and downstream dataset."""
+    from data_gen import GenerationRequest, generate_dataset
+
+    wanted: dict[str, tuple[SystemSpec, int]] = {}
+    for task in question.tasks:
+        for pretraining in task.pretrainings:
+            for spec in pretraining.specs:
+                wanted[spec.name] = (spec, settings.n_pretrain)
+    for task in question.tasks:
+        # A system that is both pre-training and downstream data keeps the larger split.
+        size = max(settings.n_downstream, wanted.get(task.name, (None, 0))[1])
+        wanted[task.name] = (task.downstream, size)
+
+    data = SweepData()
+    for name, (spec, n_train) in wanted.items():
+        request = GenerationRequest(spec=spec, n_train=n_train, n_val=settings.n_val, n_test=settings.n_test,
+                                    resolution=settings.resolution, seed=dataset_seed(settings.seed, spec),
+                                    shard_size=settings.shard_size)
+        key = short_hash([spec.to_dict(), n_train, settings.n_val, settings.n_test, settings.resolution,
+                          request.seed])
+        directory = os.path.join(os.path.abspath(settings.cache), "data", f"{slug(name)}-n{settings.resolution}-{key}")
+        generate_dataset(request, directory)
+        data.directories[name] = directory
+    return data
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_")
+
+
+class TrialDatasets:
+    """Ray Datasets for trials: val/test per task and the first-N train subsets.
+
+    Small selections are materialised once in the object store so that each trial only
+    iterates blocks already in memory (no per-trial Parquet reads); large ones stay lazy.
+    """
+
+    def __init__(self, materialize: bool):
+        self._materialize = materialize
+        self._cache: dict[tuple, Any] = {}
+
+    def get(self, sources: tuple[DataSource, ...], split: str, limit: int | None = None):
+        key = (tuple((s.path, s.share) for s in sources), split, limit)
+        if key not in self._cache:
+            dataset = read_selection(sources, split, limit)
+            self._cache[key] = dataset.materialize() if self._materialize else dataset
+        return self._cache[key]

@@ -1,0 +1,49 @@
+"""Profiles: the numbers of a sweep. The code path is the same for all three.
+
+- smoke: seconds, for the test suite.
+- laptop: a real, small reproduction on 2 CPU cores (see docs/results.md for timings).
+- paper: the paper's sizes (SPEC sections 6-8) for GPU clusters.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sciml.sweeps.settings import SweepSettings
+
+PROFILES = ("smoke", "laptop", "paper")
+POWERS_OF_TWO = tuple(2**k for k in range(3, 16))  # 8 ... 32768, the paper's N grid
+PAPER_LRS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+
+
+def _storage_root() -> str:
+    """Shared storage on a cluster (SCIML_STORAGE), else the working directory."""
+    return os.environ.get("SCIML_STORAGE", "runs")
+
+
+def profile_settings(question: str, profile: str) -> SweepSettings:
+    if profile not in PROFILES:
+        raise ValueError(f"profile: must be one of {PROFILES}, got {profile!r}")
+    root = _storage_root()
+    common = {"profile": profile, "out": os.path.join(root, f"{question}-{profile}"),
+              "cache": os.path.join(root, "cache")}
+    if profile == "smoke":
+        return SweepSettings(
+            resolution=16, n_pretrain=64, n_downstream=32, n_val=16, n_test=16,
+            presets=("d8m4", "64K") if question == "q2" else ("64K",),
+            n_values=(4, 8), scratch_extra_n=(16,), lrs=(3e-3,), epochs=3, batch_size=8,
+            pretrain_lrs=(3e-3,), pretrain_epochs=4, pretrain_batch_size=16, shard_size=32, **common)
+    if profile == "laptop":
+        return SweepSettings(
+            resolution=32, n_pretrain=2048, n_downstream=2048, n_val=128, n_test=256,
+            presets=("64K", "d16m8", "1M") if question == "q2" else ("d16m8",),
+            n_values=(8, 16, 32, 64, 128, 256, 512), scratch_extra_n=(1024, 2048),
+            lrs=(3e-4, 1e-3, 3e-3), epochs=30, batch_size=16, min_steps=200,
+            pretrain_lrs=(1e-3,), pretrain_epochs=30, pretrain_batch_size=32,
+            systems=("poisson",) if question in ("q1", "q2") else (), shard_size=512, **common)
+    return SweepSettings(
+        resolution=128, n_pretrain=32768, n_downstream=32768, n_val=4096, n_test=4096,
+        presets=("64K", "1M", "16M", "256M") if question == "q2" else ("256M",),
+        n_values=POWERS_OF_TWO, lrs=PAPER_LRS, epochs=500, batch_size=128,
+        pretrain_lrs=PAPER_LRS, pretrain_epochs=500, pretrain_batch_size=128,
+        workers_per_trial=1, cpus_per_worker=4, gpus_per_worker=1.0, shard_size=1024, **common)

@@ -1,0 +1,299 @@
+"""The sweep runner every question script wires a profile into.
+
+1. generate (or reuse by content) the pre-training and downstream datasets (data_gen);
+2. pre-train once per (pre-training data, preset): a Tune grid over the pre-training
+   learning rates, best by validation, cached by content under `<cache>/pretrained`;
+3. one Tune grid over the downstream cells: learning rate x N x recipe x preset x task
+   (x seed), each trial a Ray Train run; zero-shot cells are evaluated once per task;
+4. best learning rate per cell by validation, its test error, data savings, figures,
+   report, and MLflow artifacts on the sweep's parent run.
+An interrupted sweep resumes: finished pre-trainings are cached, and the downstream Tune
+experiment is restored without redoing finished trials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, short_hash, slug
+from sciml.sweeps.questions import Question
+from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
+from sciml.sweeps.settings import SweepSettings
+from sciml.sweeps.trials import RANDOM_INIT, TrialContext, TrialSpec, default_concurrency, run_trial, trial_resources
+
+STATE_FILE = "sweep_state.json"
+MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    results: pd.DataFrame
+    savings: pd.DataFrame
+    files: dict[str, str]
+    parent_run_id: str | None
+    tracking_uri: str | None
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _log(message: str) -> None:
+    print(f"[sweep] {message}", flush=True)
+
+
+class SweepRunner:
+    def __init__(self, question: Question, settings: SweepSettings, tracking: bool = True):
+        self.question = question
+        self.settings = settings
+        self.out = os.path.abspath(settings.out)
+        self.tracking = tracking
+        self.tracker = None
+        self.parent_run_id: str | None = None
+
+    # -- grid ---------------------------------------------------------------------------
+    def seeds(self) -> range:
+        return range(self.settings.seed, self.settings.seed + self.settings.seeds)
+
+    def pretraining_trials(self) -> list[TrialSpec]:
+        labels = {p.label: p for t in self.question.tasks for p in t.pretrainings}
+        return [TrialSpec(recipe="pretrain", preset=preset, seed=self.settings.seed, pretrain=label, lr=lr)
+                for label in labels for preset in self.settings.presets for lr in self.settings.pretrain_lrs]
+
+    def downstream_trials(self, checkpoints: dict[tuple[str, str], str]) -> list[TrialSpec]:
+        s = self.settings
+        trials = []
+        for task in self.question.tasks:
+            common = {"task": task.name, "shift": task.shift, "system": task.system}
+            for preset in s.presets:
+                for seed in self.seeds():
+                    trials.append(TrialSpec("zeroshot", preset, seed, RANDOM_INIT, **common))
+                    for p in task.pretrainings:
+                        trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
+                                                **common))
+                    for n in s.n_values + s.scratch_extra_n:
+                        for lr in s.lrs:
+                            trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
+                    for p in task.pretrainings:
+                        for n in s.n_values:
+                            for lr in s.lrs:
+                                trials.append(TrialSpec("finetune", preset, seed, p.label, n_train=n, lr=lr,
+                                                        checkpoint=checkpoints[p.label, preset], **common))
+        # Zero-shot evaluations are identical across seeds only for pre-trained models.
+        unique = {t.key: t for t in trials if not (t.recipe == "zeroshot" and t.pretrain != RANDOM_INIT
+                                                    and t.seed != s.seed)}
+        return list(unique.values())
+
+    # -- stages -------------------------------------------------------------------------
+    def run(self) -> SweepOutcome:
+        from sciml.ray_env import ensure_ray
+
+        os.makedirs(self.out, exist_ok=True)
+        cluster = ensure_ray()
+        _log(f"{self.question.title}: profile {self.settings.profile}, cluster {dict(cluster)}")
+        self._start_tracking()
+        try:
+            data = prepare_datasets(self.question, self.settings)
+            _log("datasets: " + ", ".join(f"{k} -> {v}" for k, v in data.directories.items()))
+            checkpoints = self._pretrain(data, cluster)
+            results = self._downstream(data, checkpoints, cluster)
+            outcome = self._finish(results)
+        except BaseException:
+            if self.tracker and self.parent_run_id:
+                self.tracker.end_run(self.parent_run_id, status="FAILED")
+            raise
+        return outcome
+
+    def _start_tracking(self) -> None:
+        if not self.tracking:
+            return
+        from sciml.tracking import Tracker
+
+        self.tracker = Tracker()
+        state_path = os.path.join(self.out, STATE_FILE)
+        state = json.load(open(state_path)) if os.path.exists(state_path) else {}
+        grid_key = short_hash([self.question.key, self.settings.to_dict()])
+        if state.get("grid_key") == grid_key and state.get("tracking_uri") == self.tracker.uri:
+            self.parent_run_id = state["parent_run_id"]
+        else:
+            self.parent_run_id = self.tracker.start_run(
+                self._experiment(), f"{self.question.key}-{self.settings.profile}",
+                params={k: v for k, v in self.settings.to_dict().items() if k != "extra"},
+                tags={"question": self.question.key, "profile": self.settings.profile, "kind": "sweep"})
+            _write_json(state_path, {"grid_key": grid_key, "tracking_uri": self.tracker.uri,
+                                     "parent_run_id": self.parent_run_id})
+
+    def _experiment(self) -> str:
+        return f"{self.question.key}-{self.question.title.split(' ', 1)[1].replace(' ', '-')}"
+
+    def _context(self, data: SweepData, trials: list[TrialSpec], name: str) -> TrialContext:
+        s = self.settings
+        sources = {}
+        for task in self.question.tasks:
+            sources[task.name] = (data.source(task.downstream),)
+            for p in task.pretrainings:
+                sources[p.label] = data.pretraining_sources(p)
+        context = TrialContext(
+            question=self.question.key, settings=s, sources=sources, datasets={},
+            trials_dir=os.path.join(self.out, "trials", name), storage_path=self._storage(),
+            tracking_uri=self.tracker.uri if self.tracker else None, experiment=self._experiment(),
+            parent_run_id=self.parent_run_id)
+        fields_bytes = 2 * 4 * s.resolution**2
+        biggest = max(s.n_pretrain * 3, s.n_downstream, s.n_val, s.n_test)
+        registry = TrialDatasets(materialize=biggest * fields_bytes < MATERIALIZE_LIMIT_BYTES)
+        for trial in trials:
+            for key in context.dataset_keys(trial).values():
+                label, split, limit = key
+                if key not in context.datasets:
+                    total = limit if split == "train" else None
+                    context.datasets[key] = registry.get(sources[label], split, total)
+        return context
+
+    def _storage(self) -> str:
+        root = os.environ.get("SCIML_STORAGE")
+        return os.path.join(root, "ray", os.path.basename(self.out)) if root else os.path.join(self.out, "ray")
+
+    def _tune(self, name: str, trials: list[TrialSpec], context: TrialContext, cluster: dict):
+        from ray import tune
+
+        s = self.settings
+        # Save Tune's experiment state at every step (default: every >= 10 s), so that a
+        # resumed sweep knows about every trial that finished before an interruption.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(s))
+        path = os.path.join(context.storage_path, name)
+        concurrency = default_concurrency(s, cluster)
+        if tune.Tuner.can_restore(path):
+            _log(f"{name}: resuming the Tune experiment in {path}")
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        else:
+            _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time")
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
+                                            trial_dirname_creator=lambda trial: TrialSpec(**trial.config["trial"]).key),
+                run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=1,
+                                          failure_config=tune.FailureConfig(max_failures=1)),
+            )
+        grid = tuner.fit()
+        finished, failed = [], []
+        for result in grid:
+            spec = result.config["trial"]
+            if result.error is not None or not result.metrics or "test_rel_l2" not in result.metrics:
+                failed.append((TrialSpec(**spec).key, result.error))
+            else:
+                finished.append((spec, result.metrics, result.metrics.get("trial_key", TrialSpec(**spec).key)))
+        for key, error in failed:
+            _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")
+        return finished, failed
+
+    def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
+        s = self.settings
+        trials = self.pretraining_trials()
+        cache = os.path.join(os.path.abspath(s.cache), "pretrained")
+        checkpoints: dict[tuple[str, str], str] = {}
+        missing: list[TrialSpec] = []
+        keys: dict[tuple[str, str], str] = {}
+        for trial in trials:
+            sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
+                       for spec in p.specs]
+            hashes = [json.load(open(os.path.join(d, "manifest.json")))["content_hash"] for d in sources]
+            key = short_hash([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
+                              s.n_pretrain, s.seed, s.precision])
+            folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
+            keys[trial.pretrain, trial.preset] = folder
+            if os.path.exists(os.path.join(folder, "model.pt")):
+                checkpoints[trial.pretrain, trial.preset] = os.path.join(folder, "model.pt")
+            else:
+                missing.append(trial)
+        if not missing:
+            _log(f"pre-training: {len(checkpoints)} cached checkpoints reused")
+            return checkpoints
+        name = f"pretrain-{short_hash([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
+        context = self._context(data, missing, name)
+        finished, failed = self._tune(name, missing, context, cluster)
+        best: dict[tuple[str, str], tuple[float, dict]] = {}
+        for spec, metrics, _ in finished:
+            cell = (spec["pretrain"], spec["preset"])
+            if cell not in best or metrics["val_rel_l2"] < best[cell][0]:
+                best[cell] = (metrics["val_rel_l2"], {**metrics, "lr": spec["lr"]})
+        for cell, folder in keys.items():
+            if cell in checkpoints:
+                continue
+            if cell not in best:
+                raise RuntimeError(f"pre-training {cell} failed for every learning rate")
+            metrics = best[cell][1]
+            os.makedirs(folder, exist_ok=True)
+            shutil.copyfile(metrics["model_path"], os.path.join(folder, "model.pt.tmp"))
+            os.replace(os.path.join(folder, "model.pt.tmp"), os.path.join(folder, "model.pt"))
+            _write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics})
+            checkpoints[cell] = os.path.join(folder, "model.pt")
+            _log(f"pre-trained {cell[0]} {cell[1]}: lr {metrics['lr']:g}, val {metrics['val_rel_l2']:.4g}, "
+                 f"test {metrics['test_rel_l2']:.4g}")
+        return checkpoints
+
+    def _pretrainings(self):
+        return {p.label: p for t in self.question.tasks for p in t.pretrainings}.values()
+
+    def _downstream(self, data: SweepData, checkpoints: dict, cluster: dict) -> pd.DataFrame:
+        from sciml.models import count_parameters
+        from sciml.training.config import ModelConfig
+
+        trials = self.downstream_trials(checkpoints)
+        name = f"downstream-{short_hash([asdict(t) for t in trials], 8)}"
+        context = self._context(data, trials, name)
+        finished, failed = self._tune(name, trials, context, cluster)
+        n_params = {p: count_parameters(ModelConfig.parse(p).build()) for p in self.settings.presets}
+        rows = trial_rows(self.question.key, finished, n_params)
+        # Each pre-trained zero-shot point was evaluated once; every seed shares it.
+        if self.settings.seeds > 1:
+            zero = rows[(rows["recipe"] == "zeroshot") & (rows["pretrain"] != RANDOM_INIT)]
+            rows = pd.concat([rows] + [zero.assign(seed=seed) for seed in self.seeds() if seed != self.settings.seed],
+                             ignore_index=True)
+        if failed:
+            _log(f"{len(failed)} of {len(trials)} downstream trials failed; their cells are missing")
+        return rows
+
+    def _finish(self, rows: pd.DataFrame) -> SweepOutcome:
+        from sciml.sweeps.report import write_outputs
+
+        best = best_by_validation(rows)
+        savings = data_savings(best)
+        files = write_outputs(self.question, self.settings, best, savings, rows, self.out)
+        if self.tracker and self.parent_run_id:
+            for path in files.values():
+                self.tracker.log_artifact(self.parent_run_id, path, "results")
+            self.tracker.end_run(self.parent_run_id)
+        return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
+
+
+def print_summary(outcome: SweepOutcome, stream=sys.stdout) -> None:
+    from sciml.sweeps.results import markdown_table
+
+    table = outcome.results.drop(columns=["trial_id", "mlflow_run_id", "question"])
+    print("\nResults (best learning rate per cell, by validation error):", file=stream)
+    print(markdown_table(table), file=stream)
+    if not outcome.savings.empty:
+        print("\nData savings (scratch examples needed for the fine-tuned error):", file=stream)
+        print(markdown_table(outcome.savings.drop(columns=["question"])), file=stream)
+    print("\nFiles:", file=stream)
+    for label, path in outcome.files.items():
+        print(f"  {label}: {path}", file=stream)
+    if outcome.tracking_uri:
+        uri = outcome.tracking_uri
+        print("\nMLflow UI (compare fine-tune vs scratch by filtering on tags.recipe):", file=stream)
+        if uri.startswith("sqlite:") or uri.startswith("file:"):
+            print(f"  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
+        else:
+            print(f"  open {uri}", file=stream)

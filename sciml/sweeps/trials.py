@@ -1,0 +1,173 @@
+"""Tune trials: the grid a sweep enumerates and the function each trial runs.
+
+A trial is one Ray Train run (local mode or DDP workers) built by `run_training`, the
+same path the `sciml.train` CLI uses; Tune only schedules trials and collects metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from sciml.data.ray_datasets import DataSource
+from sciml.sweeps.settings import SweepSettings
+
+RANDOM_INIT = "none"  # the `pretrain` label of a randomly initialised model
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One point of a sweep grid. `recipe` is pretrain, scratch, finetune or zeroshot."""
+
+    recipe: str
+    preset: str
+    seed: int
+    pretrain: str  # pre-training label, or RANDOM_INIT for scratch / the random-model zero-shot
+    task: str | None = None  # downstream system name (None when pre-training)
+    shift: str | None = None
+    system: str | None = None
+    n_train: int = 0
+    lr: float | None = None
+    checkpoint: str | None = None
+
+    @property
+    def key(self) -> str:
+        parts = [self.recipe, self.task or self.pretrain, self.preset]
+        if self.recipe == "finetune" or (self.recipe == "zeroshot" and self.pretrain != RANDOM_INIT):
+            parts.append(f"from-{self.pretrain}")
+        if self.recipe in ("scratch", "finetune"):
+            parts.append(f"N{self.n_train}")
+        if self.lr is not None:
+            parts.append(f"lr{self.lr:g}")
+        parts.append(f"s{self.seed}")
+        return "_".join("".join(c if c.isalnum() or c in "-." else "-" for c in p) for p in parts)
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one Tune run shares (placed once in the object store)."""
+
+    question: str
+    settings: SweepSettings
+    sources: dict[str, tuple[DataSource, ...]]  # train/eval sources by task or pre-training label
+    datasets: dict[tuple, Any]  # (label, split, limit) -> Ray Dataset
+    trials_dir: str
+    storage_path: str
+    tracking_uri: str | None
+    experiment: str
+    parent_run_id: str | None
+    keep_models: bool = False
+
+    def dataset_keys(self, trial: TrialSpec) -> dict[str, tuple]:
+        label = trial.task or trial.pretrain
+        keys = {"val": (label, "val", None), "test": (label, "test", None)}
+        if trial.recipe == "pretrain":
+            keys["train"] = (label, "train", self.settings.n_pretrain * len(self.sources[label]))
+        elif trial.recipe in ("scratch", "finetune"):
+            keys["train"] = (label, "train", trial.n_train)
+        return keys
+
+
+def trial_resources(settings: SweepSettings) -> dict[str, float]:
+    """Local mode: the trial process trains, so it holds the CPUs. DDP: workers hold them."""
+    if settings.workers_per_trial == 0:
+        resources = {"cpu": settings.cpus_per_worker}
+        if settings.gpus_per_worker:
+            resources["gpu"] = settings.gpus_per_worker
+        return resources
+    return {"cpu": 0}
+
+
+def default_concurrency(settings: SweepSettings, cluster: dict[str, float]) -> int:
+    """How many trials fit the cluster now (at least one; GPU clusters may autoscale from 0)."""
+    if settings.max_concurrent is not None:
+        return settings.max_concurrent
+    workers = max(settings.workers_per_trial, 1)
+    by_cpu = cluster.get("CPU", 1) // (workers * settings.cpus_per_worker)
+    if settings.gpus_per_worker > 0:
+        gpus = cluster.get("GPU", 0)
+        # No GPU yet: an autoscaling cluster starts GPU workers once trials ask for them.
+        by_gpu = gpus // (workers * settings.gpus_per_worker) if gpus else 4
+        return int(max(1, by_gpu))
+    return int(max(1, by_cpu))
+
+
+def _random_model(trial: TrialSpec, context: TrialContext, directory: str) -> str:
+    """A seeded random-init model with the downstream data's normalization statistics."""
+    import torch
+
+    from sciml.data.manifest import load_manifest
+    from sciml.training.checkpoint import save_model
+    from sciml.training.config import ModelConfig
+
+    torch.manual_seed(trial.seed)
+    model = ModelConfig.parse(trial.preset).build()
+    stats = load_manifest(context.sources[trial.task][0].path)["normalization"]
+    model.set_normalization(stats["f_ref"], stats["c_ref"])
+    path = os.path.join(directory, "random_init.pt")
+    save_model(path, model, meta={"recipe": "random-init", "seed": trial.seed})
+    return path
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Tune trainable: one training (or evaluation) run, then report its final metrics."""
+    from ray import tune
+
+    from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+    from sciml.training.runner import DataSelection, TrackingRequest, run_training
+
+    trial = TrialSpec(**config["trial"])
+    settings = context.settings
+    directory = os.path.join(context.trials_dir, trial.key)
+    os.makedirs(directory, exist_ok=True)
+    checkpoint = trial.checkpoint
+    if trial.recipe == "zeroshot" and trial.pretrain == RANDOM_INIT:
+        checkpoint = _random_model(trial, context, directory)
+    pretraining = trial.recipe == "pretrain"
+    cfg = TrainConfig(
+        recipe={"zeroshot": "evaluate"}.get(trial.recipe, trial.recipe),
+        model=ModelConfig.parse(trial.preset),
+        epochs=0 if trial.recipe == "zeroshot" else (settings.pretrain_epochs if pretraining else settings.epochs),
+        lr=trial.lr or 1e-3,
+        batch_size=settings.pretrain_batch_size if pretraining else settings.batch_size,
+        n_train=trial.n_train or None,
+        seed=trial.seed,
+        min_steps=0 if pretraining else settings.min_steps,
+        init_checkpoint=checkpoint,
+        precision=settings.precision,
+    )
+    resources = ResourceConfig(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
+                               gpus_per_worker=settings.gpus_per_worker)
+    label = trial.task or trial.pretrain
+    data = DataSelection(train=context.sources[label])
+    datasets = {split: context.datasets[key] for split, key in context.dataset_keys(trial).items()}
+    tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
+            "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
+            "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
+            "task": trial.task or "", "pretrain": trial.pretrain}
+    tracking = None
+    if context.tracking_uri:
+        tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
+                                   parent_run_id=context.parent_run_id, uri=context.tracking_uri,
+                                   log_model=pretraining)
+    callbacks = []
+    if settings.workers_per_trial > 0:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
+                           storage_path=os.path.join(context.storage_path, "train_runs"),
+                           datasets=datasets, callbacks=callbacks)
+    if not (pretraining or context.keep_models):
+        shutil.rmtree(directory, ignore_errors=True)
+    metrics = {k: outcome.metrics[k] for k in ("val_rel_l2", "test_rel_l2", "best_epoch", "epochs")
+               if k in outcome.metrics}
+    tune.report({**metrics, "model_path": outcome.model_path if pretraining else "",
+                 "mlflow_run_id": outcome.run_id or "", "trial_key": trial.key})
+
+
+def is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

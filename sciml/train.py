@@ -1,0 +1,124 @@
+"""Command line for single training runs on Ray Train.
+
+    python -m sciml.train pretrain --data data/sys1_1_5 --preset 64K --epochs 20 --out runs/pre
+    python -m sciml.train finetune --data data/sys1_5_10 --checkpoint runs/pre/model.pt --n-train 64 --out runs/ft
+    python -m sciml.train evaluate --data data/sys1_5_10 --checkpoint runs/pre/model.pt
+
+The last line printed is `test_rel_l2=<value>`. Bad arguments exit with code 2 before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sciml.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", choices=["pretrain", "scratch", "finetune", "evaluate"])
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                        help="dataset directories; several give a mixed training set (equal shares)")
+    parser.add_argument("--shares", nargs="+", type=float, help="mixture shares, one per --data")
+    parser.add_argument("--preset", help="model preset: 64K, 1M, 16M, 256M (default 64K)")
+    parser.add_argument("--width", type=int, help="FNO width d (with --modes, instead of --preset)")
+    parser.add_argument("--modes", type=int, help="Fourier modes m per dimension")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--min-steps", type=int, default=0, help="train at least this many optimizer steps")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--n-train", type=int, help="use the first N training examples (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", help="pre-trained model file (or its directory) for finetune/evaluate")
+    parser.add_argument("--out", default="runs/train", help="directory for model.pt and metrics.json")
+    parser.add_argument("--workers", type=int, default=0, help="Ray Train workers; 0 = local mode in this process")
+    parser.add_argument("--cpus-per-worker", type=int, default=1)
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--max-failures", type=int, default=2, help="worker failures to recover from")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    parser.add_argument("--storage", help="Ray Train storage path (shared across nodes on a cluster)")
+    parser.add_argument("--experiment", default="train", help="MLflow experiment name")
+    parser.add_argument("--run-name", help="MLflow run name (default: recipe and preset)")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    return parser
+
+
+def _resolve_checkpoint(path: str | None) -> str | None:
+    if path and os.path.isdir(path):
+        return os.path.join(path, "model.pt")
+    return path
+
+
+def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
+    from sciml.data.manifest import is_complete, load_manifest
+    from sciml.data.ray_datasets import DataSource, split_counts
+    from sciml.training.checkpoint import load_model
+    from sciml.training.runner import DataSelection
+
+    checkpoint = _resolve_checkpoint(args.checkpoint)
+    preset = args.preset if (args.preset or args.width or args.modes) else "64K"
+    model = ModelConfig(preset=preset, width=args.width, modes=args.modes)
+    cfg = TrainConfig(recipe=args.recipe, model=model, epochs=0 if args.recipe == "evaluate" else args.epochs,
+                      lr=args.lr, batch_size=args.batch_size, n_train=args.n_train, seed=args.seed,
+                      min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision)
+    resources = ResourceConfig(workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                               gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures)
+    if args.shares is not None and len(args.shares) != len(args.data):
+        raise ValueError(f"shares: give one share per --data directory ({len(args.data)}), got {len(args.shares)}")
+    shares = args.shares or [1.0] * len(args.data)
+    for path in args.data:
+        if not os.path.isdir(path) or not is_complete(path):
+            raise ValueError(f"data: {path} is not a complete dataset directory (run python -m data_gen first)")
+    data = DataSelection(tuple(DataSource(p, s) for p, s in zip(args.data, shares)))
+    resolutions = {load_manifest(p)["resolution"] for p in args.data}
+    if len(resolutions) != 1:
+        raise ValueError(f"data: all datasets must share one resolution, got {sorted(resolutions)}")
+    modes = None
+    if checkpoint:
+        model_net, _ = load_model(checkpoint)
+        modes = model_net.hparams["modes"]
+    else:
+        modes = model.build().hparams["modes"]
+    resolution = resolutions.pop()
+    if 2 * modes > resolution:
+        raise ValueError(f"modes: m={modes} must not exceed n/2={resolution // 2} for resolution {resolution}")
+    if cfg.trains:
+        split_counts(data.train, "train", cfg.n_train)  # raises when n_train exceeds the data
+    return cfg, resources, data
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg, resources, data = _validate(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from sciml.ray_env import ensure_ray
+    from sciml.training.runner import TrackingRequest, run_training
+
+    ensure_ray(args.address, quiet=resources.workers == 0)  # show DDP workers' progress
+    tracking = None if args.no_tracking else TrackingRequest(
+        experiment=args.experiment, run_name=args.run_name or f"{cfg.recipe}-{cfg.model.label}",
+        tags={"recipe": cfg.recipe, "preset": cfg.model.label, "lr": cfg.lr, "seed": cfg.seed,
+              "n_train": cfg.n_train if cfg.n_train is not None else "all"})
+    outcome = run_training(cfg, data, resources, args.out, name=f"{cfg.recipe}-{cfg.model.label}",
+                           tracking=tracking, storage_path=args.storage, progress=True)
+    summary = {"model_path": outcome.model_path, "mlflow_run_id": outcome.run_id, **outcome.metrics}
+    with open(os.path.join(args.out, "metrics.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    print(json.dumps(summary, indent=2))
+    print(f"test_rel_l2={outcome.metrics['test_rel_l2']:.6g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Model files and resumable training state; both load with torch.load(weights_only=True)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Mapping
+
+import torch
+
+MODEL_FORMAT = "sciml-fno/1"
+MODEL_FILE = "model.pt"
+STATE_FILE = "train_state.pt"
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """Write to a temporary name in the same directory, then rename: never half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def model_payload(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor] | None = None,
+                  meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The model file: architecture, weights with the normalization buffers, run metadata."""
+    return {
+        "format": MODEL_FORMAT,
+        "hparams": dict(model.hparams),
+        "state_dict": dict(state_dict) if state_dict is not None else _cpu_state(model),
+        "meta": dict(meta or {}),
+    }
+
+
+def save_model(path: str, model: torch.nn.Module, state_dict=None, meta=None) -> None:
+    atomic_torch_save(model_payload(model, state_dict, meta), path)
+
+
+def load_model(path: str, map_location: str | torch.device = "cpu"):
+    """Rebuild the model a model file describes; returns (model, payload)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint: no such model file: {path}")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"checkpoint: {path} is not a {MODEL_FORMAT} model file")
+    model = build_from_hparams(payload["hparams"])
+    model.load_state_dict(payload["state_dict"])
+    return model, payload
+
+
+def build_from_hparams(hparams: Mapping[str, Any]) -> torch.nn.Module:
+    from sciml.models import build_fno
+
+    if hparams.get("preset"):
+        return build_fno(hparams["preset"])
+    return build_fno(None, width=hparams["width"], modes=hparams["modes"], layers=hparams.get("layers", 4))
+
+
+def state_dict_to_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return _cpu_state(model)

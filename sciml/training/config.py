@@ -1,0 +1,155 @@
+"""The configuration of one training run, validated at construction."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+RECIPES = ("pretrain", "scratch", "finetune", "evaluate")
+PRECISIONS = ("fp32", "bf16")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and <= {high}"
+        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A preset name (SPEC section 6) or an explicit width and mode count."""
+
+    preset: str | None = "64K"
+    width: int | None = None
+    modes: int | None = None
+
+    def __post_init__(self) -> None:
+        from sciml.models import PRESETS
+
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ValueError(f"preset: must be one of {sorted(PRESETS)}, got {self.preset!r}")
+            if self.width is not None or self.modes is not None:
+                raise ValueError("preset: give either a preset or --width and --modes, not both")
+        else:
+            if self.width is None or self.modes is None:
+                raise ValueError("width/modes: without a preset both --width and --modes are required")
+            _check_int("width", self.width, 1)
+            _check_int("modes", self.modes, 1)
+
+    @property
+    def label(self) -> str:
+        return self.preset if self.preset is not None else f"d{self.width}m{self.modes}"
+
+    @classmethod
+    def parse(cls, label: str) -> "ModelConfig":
+        """A preset name, or `dWmM` (e.g. d16m8) for width W and M modes: the inverse of `label`."""
+        from sciml.models import PRESETS
+
+        if label in PRESETS:
+            return cls(preset=label)
+        match = re.fullmatch(r"d(\d+)m(\d+)", str(label))
+        if match is None:
+            raise ValueError(f"preset: must be one of {sorted(PRESETS)} or dWIDTHmMODES (e.g. d16m8), got {label!r}")
+        return cls(preset=None, width=int(match[1]), modes=int(match[2]))
+
+    @property
+    def width_and_modes(self) -> tuple[int, int]:
+        from sciml.models import PRESETS
+
+        return PRESETS[self.preset] if self.preset is not None else (self.width, self.modes)
+
+    def build(self):
+        from sciml.models import build_fno
+
+        return build_fno(self.preset, width=self.width, modes=self.modes)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what one run computes (not where it runs or logs)."""
+
+    recipe: str = "scratch"
+    model: ModelConfig = ModelConfig()
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 32
+    n_train: int | None = None  # first N training examples; None = the whole split
+    seed: int = 0
+    # Small downstream sets get too few optimizer steps per epoch: train at least this many.
+    min_steps: int = 0
+    eval_batch_size: int = 256
+    init_checkpoint: str | None = None  # model file for finetune / evaluate
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe: must be one of {RECIPES}, got {self.recipe!r}")
+        if isinstance(self.model, Mapping):
+            object.__setattr__(self, "model", ModelConfig(**self.model))
+        if self.recipe == "evaluate":
+            _check_int("epochs", self.epochs, 0, 0)
+        else:
+            _check_int("epochs", self.epochs, 1)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
+            raise ValueError(f"lr: must be a number in (0, 1], got {self.lr!r}")
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("eval_batch_size", self.eval_batch_size, 1)
+        if self.n_train is not None:
+            _check_int("n_train", self.n_train, 1)
+        _check_int("seed", self.seed, 0)
+        _check_int("min_steps", self.min_steps, 0)
+        needs_init = self.recipe in ("finetune", "evaluate")
+        if needs_init and not self.init_checkpoint:
+            raise ValueError(f"checkpoint: the {self.recipe} recipe needs --checkpoint (a pre-trained model file)")
+        if not needs_init and self.init_checkpoint:
+            raise ValueError(f"checkpoint: the {self.recipe} recipe starts from random weights; drop --checkpoint")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def trains(self) -> bool:
+        return self.recipe != "evaluate"
+
+    @property
+    def fresh_model(self) -> bool:
+        """Random init, normalization statistics from this run's training data."""
+        return self.recipe in ("pretrain", "scratch")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """Where a run executes: Ray Train workers, their CPUs/GPUs, fault tolerance."""
+
+    workers: int = 0  # 0 = Ray Train's local mode: the loop runs in the calling process
+    cpus_per_worker: int = 1
+    gpus_per_worker: float = 0.0
+    max_failures: int = 2
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        _check_int("workers", self.workers, 0)
+        _check_int("cpus_per_worker", self.cpus_per_worker, 1)
+        if not (self.gpus_per_worker >= 0 and math.isfinite(self.gpus_per_worker)):
+            raise ValueError(f"gpus_per_worker: must be >= 0, got {self.gpus_per_worker!r}")
+        if self.workers == 0 and self.gpus_per_worker > 1:
+            raise ValueError("gpus_per_worker: local mode (workers 0) uses at most one GPU")
+        _check_int("max_failures", self.max_failures, 0)
+        _check_int("checkpoint_every", self.checkpoint_every, 1)
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0

@@ -1,0 +1,160 @@
+"""One training run on Ray Train: datasets in, best model file and MLflow run out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from sciml.data.manifest import load_manifest
+from sciml.data.ray_datasets import DataSource, read_selection
+from sciml.training.checkpoint import MODEL_FILE
+from sciml.training.config import ResourceConfig, TrainConfig
+from sciml.training.loop import train_loop_per_worker
+
+
+@dataclass(frozen=True)
+class DataSelection:
+    """Training sources (a mixture when several) and the sources of val/test."""
+
+    train: tuple[DataSource, ...]
+    evaluation: tuple[DataSource, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ValueError("data: at least one dataset directory is required")
+
+    @property
+    def eval_sources(self) -> tuple[DataSource, ...]:
+        return self.evaluation or self.train
+
+    def describe(self) -> dict[str, list[dict[str, Any]]]:
+        """Names and content hashes, recorded with every run and model file."""
+        def entry(source: DataSource) -> dict[str, Any]:
+            manifest = load_manifest(source.path)
+            return {"name": manifest["name"], "content_hash": manifest["content_hash"],
+                    "path": os.path.abspath(source.path), "share": source.share}
+
+        return {"train": [entry(s) for s in self.train], "eval": [entry(s) for s in self.eval_sources]}
+
+    def ray_datasets(self, cfg: TrainConfig) -> dict[str, Any]:
+        """Read and materialise the splits before workers start.
+
+        Training workers hold their CPUs for the whole run; a lazy dataset would need
+        CPUs for its read tasks while they do, which deadlocks a small cluster.
+        """
+        datasets = {"val": read_selection(self.eval_sources, "val"),
+                    "test": read_selection(self.eval_sources, "test")}
+        if cfg.trains:
+            datasets["train"] = read_selection(self.train, "train", cfg.n_train)
+        return {name: dataset.materialize() for name, dataset in datasets.items()}
+
+
+@dataclass(frozen=True)
+class TrackingRequest:
+    """Where a run is recorded in MLflow; the tracker resolves the store URI."""
+
+    experiment: str
+    run_name: str
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    uri: str | None = None
+    log_model: bool = True
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    metrics: dict[str, Any]
+    model_path: str
+    run_id: str | None
+
+
+def run_params(cfg: TrainConfig, resources: ResourceConfig, datasets: Mapping[str, Any], n_params: int) -> dict:
+    model = cfg.model
+    return {
+        "recipe": cfg.recipe, "preset": model.label, "width": model.width, "modes": model.modes,
+        "n_params": n_params, "lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+        "min_steps": cfg.min_steps, "n_train": cfg.n_train if cfg.n_train is not None else "all",
+        "seed": cfg.seed, "workers": resources.workers, "precision": cfg.precision,
+        "init_checkpoint": cfg.init_checkpoint,
+        "train_data": ",".join(f"{d['name']}:{d['content_hash'][:12]}" for d in datasets.get("train", [])),
+        "eval_data": ",".join(f"{d['name']}:{d['content_hash'][:12]}" for d in datasets.get("eval", [])),
+    }
+
+
+def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfig, out_dir: str, *,
+                 name: str = "run", tracking: TrackingRequest | None = None,
+                 storage_path: str | None = None, datasets: Mapping[str, Any] | None = None,
+                 callbacks: Sequence[Any] = (), progress: bool = False) -> RunOutcome:
+    """Fit with TorchTrainer (local mode when resources.workers == 0) and export the best model.
+
+    `datasets` may hold pre-built Ray Datasets (a sweep materialises them once for all
+    trials); otherwise they are read from `data`.
+    """
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    described = data.describe()
+    tracker = run_id = None
+    if tracking is not None:
+        from sciml.models import count_parameters
+        from sciml.tracking import Tracker
+
+        tracker = Tracker(tracking.uri)
+        params = run_params(cfg, resources, described, count_parameters(cfg.model.build()))
+        run_id = tracker.start_run(tracking.experiment, tracking.run_name, params=params,
+                                   tags=tracking.tags, parent_run_id=tracking.parent_run_id)
+
+    scaling = ScalingConfig(
+        num_workers=resources.workers, use_gpu=resources.use_gpu,
+        resources_per_worker=({"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
+                              if resources.use_gpu else {"CPU": resources.cpus_per_worker}),
+    ) if resources.workers > 0 else ScalingConfig(num_workers=0)
+    loop_config = {
+        "train": cfg.to_dict(),
+        "tracking": {"uri": tracker.uri, "run_id": run_id} if tracker else None,
+        "use_gpu": resources.use_gpu,
+        # One intra-op thread per allotted CPU: spinning OpenMP threads on a busy core
+        # (Ray's own processes) slow small models down by an order of magnitude.
+        "threads": resources.cpus_per_worker,
+        "checkpoint_every": resources.checkpoint_every,
+        "local_checkpoint_dir": os.path.join(out_dir, "checkpoints"),
+        "datasets": described,
+        "progress": progress,
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=scaling,
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path or os.path.join(out_dir, "ray_train"),
+            failure_config=FailureConfig(max_failures=resources.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=list(callbacks) or None,
+        ),
+        datasets=dict(datasets) if datasets is not None else data.ray_datasets(cfg),
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    try:
+        result = trainer.fit()
+        model_path = os.path.join(out_dir, MODEL_FILE)
+        with result.checkpoint.as_directory() as path:
+            shutil.copyfile(os.path.join(path, MODEL_FILE), model_path + ".tmp")
+        os.replace(model_path + ".tmp", model_path)
+    except BaseException:
+        if tracker:
+            tracker.end_run(run_id, status="FAILED")
+        raise
+    finally:
+        shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
+    metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float, bool))}
+    if tracker:
+        tracker.set_tags(run_id, {"model_path": model_path})
+        if tracking.log_model:
+            tracker.log_artifact(run_id, model_path, "model")
+        tracker.end_run(run_id)
+    return RunOutcome(metrics=metrics, model_path=model_path, run_id=run_id)

@@ -1,0 +1,49 @@
+"""Shared fixtures: one local Ray on loopback for the whole session, small datasets."""
+
+import os
+
+import pytest
+
+# Before Ray is imported anywhere: no usage reporting, no token auth, local only.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray for every test; library calls reuse it, subprocesses join it by address."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+def _dataset(root, name, n_train, resolution=16, n_val=32, n_test=32, seed=7):
+    from data_gen import GenerationRequest, generate_dataset
+    from sciml.physics import SystemSpec
+
+    request = GenerationRequest(spec=SystemSpec.parse(name), n_train=n_train, n_val=n_val, n_test=n_test,
+                                resolution=resolution, seed=seed, shard_size=64)
+    directory = root / name.replace("(", "_").replace(")", "").replace(",", "_")
+    generate_dataset(request, directory, progress=False)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def small_datasets(ray_address, tmp_path_factory):
+    """A pre-training set SYS-1(1,5) and a shifted downstream set SYS-1(5,10) at 16^2."""
+    root = tmp_path_factory.mktemp("datasets")
+    return {"pre": _dataset(root, "SYS-1(1,5)", 256, seed=1), "down": _dataset(root, "SYS-1(5,10)", 64, seed=2),
+            "adv": _dataset(root, "SYS-2(0.2,1)", 64, seed=3)}
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    """A private sqlite MLflow store per test."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

@@ -1,0 +1,54 @@
+import pytest
+
+from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+
+
+def test_model_config_parses_presets_and_free_sizes():
+    assert ModelConfig.parse("1M") == ModelConfig(preset="1M")
+    custom = ModelConfig.parse("d16m8")
+    assert (custom.width, custom.modes, custom.label) == (16, 8, "d16m8")
+    assert custom.width_and_modes == (16, 8) and ModelConfig.parse("256M").width_and_modes == (128, 32)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"preset": "2M"}, "preset"),
+    ({"preset": None, "width": 8}, "width/modes"),
+    ({"preset": None, "width": 0, "modes": 4}, "width"),
+    ({"preset": "64K", "width": 8, "modes": 4}, "preset"),
+])
+def test_model_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"recipe": "transfer"}, "recipe"),
+    ({"epochs": 0}, "epochs"),
+    ({"lr": 0.0}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"n_train": 0}, "n_train"),
+    ({"recipe": "finetune"}, "checkpoint"),
+    ({"recipe": "scratch", "init_checkpoint": "x.pt"}, "checkpoint"),
+    ({"recipe": "evaluate", "epochs": 3, "init_checkpoint": "x.pt"}, "epochs"),
+    ({"precision": "fp8"}, "precision"),
+])
+def test_train_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**kwargs)
+
+
+def test_train_config_round_trips_through_a_dict():
+    cfg = TrainConfig(recipe="finetune", model=ModelConfig.parse("d8m4"), epochs=3, lr=1e-4,
+                      init_checkpoint="m.pt", n_train=16)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({**cfg.to_dict(), "momentum": 0.9})
+
+
+def test_resource_config_limits():
+    assert ResourceConfig(workers=2, gpus_per_worker=1).use_gpu
+    with pytest.raises(ValueError, match="workers"):
+        ResourceConfig(workers=-1)
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        ResourceConfig(workers=0, gpus_per_worker=2)
