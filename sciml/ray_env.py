@@ -9,7 +9,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
     """Initialise Ray once per process; returns the cluster's resources.
 
     With `address` (or RAY_ADDRESS, as under `ray job submit`) connect to that cluster;
-    otherwise start a local Ray bound to the loopback interface.
+    otherwise start a local Ray (token-authenticated, Ray's default).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -22,7 +22,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
         import logging
 
         import ray.data

@@ -14,8 +14,12 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from sciml.training.runner import DataSelection
 
 EXIT_USAGE = 2
 

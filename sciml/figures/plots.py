@@ -70,6 +70,11 @@ def _figure(panels: Sequence[tuple[str, pd.DataFrame]], path: str, draw: Callabl
         ax.set_visible(False)
     if suptitle:
         fig.suptitle(suptitle)
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+    """Write the PNG under a temporary name, then rename: never a half-written figure."""
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=120)
@@ -133,12 +138,7 @@ def data_savings(savings: pd.DataFrame, path: str) -> str:
     ax.set_title("Data savings (open triangles: lower bounds)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, path)
 
 
 FIGURES = {"q1": data_scaling, "q2": model_scaling, "q3": physics_shift, "q4": multi_operator}

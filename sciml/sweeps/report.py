@@ -75,6 +75,11 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
             lines += [f"![{label}]({os.path.basename(path)})", ""]
     if not summary.empty:
         lines += ["## Fine-tune vs scratch (median test relative L2)", "", markdown_table(summary), ""]
+    random_init = best[(best["recipe"] == "zeroshot") & (best["pretrain"] == "none")] if not best.empty else best
+    for (task, preset), frame in random_init.groupby(["task", "preset"], sort=False):
+        lines.append(f"A randomly initialised {preset} model scores {frame['test_rel_l2'].median():.3g} on {task}.")
+    if not random_init.empty:
+        lines.append("")
     lines += ["Full tables: `results.csv` / `results.parquet` (best learning rate per cell), "
               "`all_trials.csv` (every trial), `savings.csv` (data savings).", ""]
     report = os.path.join(out, "report.md")

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from sciml.data.manifest import load_manifest
 from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, short_hash, slug
 from sciml.sweeps.questions import Question
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
@@ -182,7 +183,7 @@ class SweepRunner:
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
-                                            trial_dirname_creator=lambda trial: TrialSpec(**trial.config["trial"]).key),
+                                            trial_name_creator=_trial_key, trial_dirname_creator=_trial_key),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=1,
                                           failure_config=tune.FailureConfig(max_failures=1)),
             )
@@ -208,7 +209,7 @@ class SweepRunner:
         for trial in trials:
             sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
                        for spec in p.specs]
-            hashes = [json.load(open(os.path.join(d, "manifest.json")))["content_hash"] for d in sources]
+            hashes = [load_manifest(d)["content_hash"] for d in sources]
             key = short_hash([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
                               s.n_pretrain, s.seed, s.precision])
             folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
@@ -247,14 +248,13 @@ class SweepRunner:
         return {p.label: p for t in self.question.tasks for p in t.pretrainings}.values()
 
     def _downstream(self, data: SweepData, checkpoints: dict, cluster: dict) -> pd.DataFrame:
-        from sciml.models import count_parameters
         from sciml.training.config import ModelConfig
 
         trials = self.downstream_trials(checkpoints)
         name = f"downstream-{short_hash([asdict(t) for t in trials], 8)}"
         context = self._context(data, trials, name)
         finished, failed = self._tune(name, trials, context, cluster)
-        n_params = {p: count_parameters(ModelConfig.parse(p).build()) for p in self.settings.presets}
+        n_params = {p: ModelConfig.parse(p).n_params for p in self.settings.presets}
         rows = trial_rows(self.question.key, finished, n_params)
         # Each pre-trained zero-shot point was evaluated once; every seed shares it.
         if self.settings.seeds > 1:
@@ -276,6 +276,10 @@ class SweepRunner:
                 self.tracker.log_artifact(self.parent_run_id, path, "results")
             self.tracker.end_run(self.parent_run_id)
         return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
+
+
+def _trial_key(trial) -> str:
+    return TrialSpec(**trial.config["trial"]).key
 
 
 def print_summary(outcome: SweepOutcome, stream=sys.stdout) -> None:

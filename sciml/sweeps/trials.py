@@ -6,7 +6,6 @@ same path the `sciml.train` CLI uses; Tune only schedules trials and collects me
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -152,7 +151,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
                                    parent_run_id=context.parent_run_id, uri=context.tracking_uri,
-                                   log_model=pretraining)
+                                   model_record="path" if (pretraining or context.keep_models) else "none")
     callbacks = []
     if settings.workers_per_trial > 0:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -167,7 +166,3 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                if k in outcome.metrics}
     tune.report({**metrics, "model_path": outcome.model_path if pretraining else "",
                  "mlflow_run_id": outcome.run_id or "", "trial_key": trial.key})
-
-
-def is_finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

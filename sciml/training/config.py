@@ -66,6 +66,16 @@ class ModelConfig:
 
         return build_fno(self.preset, width=self.width, modes=self.modes)
 
+    @property
+    def n_params(self) -> int:
+        """Total trainable reals, counted on the meta device (nothing allocated)."""
+        import torch
+
+        from sciml.models import count_parameters
+
+        with torch.device("meta"):
+            return count_parameters(self.build())
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -2,8 +2,8 @@
 
 MSE loss, Adam, cosine decay to zero per optimizer step, per-epoch validation (mean
 relative L2), best-by-validation weights (the starting weights count as epoch 0), and
-the test error of the best weights at the end. A checkpoint every `checkpoint_every`
-epochs holds everything needed to resume with the same epoch total.
+the test error of the best weights at the end. With DDP workers a checkpoint every
+`checkpoint_every` validations holds everything needed to resume with the same epoch total.
 """
 
 from __future__ import annotations
@@ -140,12 +140,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         from tqdm import tqdm
 
         progress = tqdm(total=epochs, initial=start_epoch, desc=f"{cfg.recipe} epochs", unit="epoch")
-    every = int(config.get("checkpoint_every", 1))
+    # When min_steps stretches a small set into many one-step epochs, validate (and
+    # report) once per group of epochs so that a run still validates about cfg.epochs times.
+    eval_every = max(1, epochs // cfg.epochs) if cfg.trains else 1
+    # Local mode cannot resume (no worker to restart), so it only keeps the final model.
+    checkpoint_every = int(config.get("checkpoint_every", 1)) if session.distributed else None
+    loss_sum, rows_seen, evaluations = 0.0, 0.0, 0
     for epoch in range(start_epoch + 1, epochs + 1):
         net.train()
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
             _mix_seed(cfg.seed, epoch, session.world_rank))).to(train.index.device)
-        loss_sum = 0.0
         for start in range(0, len(train), per_worker_batch):
             batch = order[start:start + per_worker_batch]
             with _autocast(cfg, device):
@@ -156,21 +160,26 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             loss_sum += float(loss.detach()) * len(batch)
-        loss_total, rows = session.all_reduce_sum([loss_sum, float(len(train))], device)
-        train_loss = loss_total / rows
+        rows_seen += len(train)
+        if epoch % eval_every and epoch != epochs:
+            continue
+        loss_total, rows = session.all_reduce_sum([loss_sum, rows_seen], device)
+        train_loss, loss_sum, rows_seen = loss_total / rows, 0.0, 0.0
         val_error = evaluate(net, val, session, cfg, device)
         if val_error < best["val_rel_l2"]:
             best = {"epoch": epoch, "val_rel_l2": val_error, "state": copy.deepcopy(model.state_dict())}
         record = {"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val_error,
                   "best_val_rel_l2": best["val_rel_l2"], "lr": scheduler.get_last_lr()[0]}
         history.append(record)
-        _report(session, record, epoch, save=(epoch % every == 0 or epoch == epochs), state=lambda: {
+        evaluations += 1
+        save = checkpoint_every is not None and (evaluations % checkpoint_every == 0 or epoch == epochs)
+        _report(session, record, epoch, save=save, state=lambda: {
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "best": best, "history": history})
         if logger:
             logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
         if progress:
-            progress.update(1)
+            progress.update(epoch - progress.n)
             progress.set_postfix(train_loss=f"{train_loss:.3g}", val=f"{val_error:.3g}")
     if progress:
         progress.close()

@@ -39,16 +39,11 @@ class DataSelection:
         return {"train": [entry(s) for s in self.train], "eval": [entry(s) for s in self.eval_sources]}
 
     def ray_datasets(self, cfg: TrainConfig) -> dict[str, Any]:
-        """Read and materialise the splits before workers start.
-
-        Training workers hold their CPUs for the whole run; a lazy dataset would need
-        CPUs for its read tasks while they do, which deadlocks a small cluster.
-        """
         datasets = {"val": read_selection(self.eval_sources, "val"),
                     "test": read_selection(self.eval_sources, "test")}
         if cfg.trains:
             datasets["train"] = read_selection(self.train, "train", cfg.n_train)
-        return {name: dataset.materialize() for name, dataset in datasets.items()}
+        return datasets
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,12 @@ class TrackingRequest:
     tags: Mapping[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
     uri: str | None = None
-    log_model: bool = True
+    # "artifact": copy model.pt into MLflow; "path": record where it is; "none": it is not kept.
+    model_record: str = "artifact"
+
+    def __post_init__(self) -> None:
+        if self.model_record not in ("artifact", "path", "none"):
+            raise ValueError(f"model_record: must be artifact, path or none, got {self.model_record!r}")
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,12 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
                  callbacks: Sequence[Any] = (), progress: bool = False) -> RunOutcome:
     """Fit with TorchTrainer (local mode when resources.workers == 0) and export the best model.
 
-    `datasets` may hold pre-built Ray Datasets (a sweep materialises them once for all
-    trials); otherwise they are read from `data`.
+    `datasets` may hold pre-built Ray Datasets (a sweep materialises small ones once for
+    all trials); otherwise they are read from `data`. Either way they are materialised
+    before the workers start: workers hold their CPUs for the whole run, and a lazy
+    dataset would need CPUs for its read tasks meanwhile, which deadlocks a small cluster.
     """
+    from ray.data.dataset import MaterializedDataset
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -100,11 +103,10 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
     described = data.describe()
     tracker = run_id = None
     if tracking is not None:
-        from sciml.models import count_parameters
         from sciml.tracking import Tracker
 
         tracker = Tracker(tracking.uri)
-        params = run_params(cfg, resources, described, count_parameters(cfg.model.build()))
+        params = run_params(cfg, resources, described, cfg.model.n_params)
         run_id = tracker.start_run(tracking.experiment, tracking.run_name, params=params,
                                    tags=tracking.tags, parent_run_id=tracking.parent_run_id)
 
@@ -136,7 +138,8 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=list(callbacks) or None,
         ),
-        datasets=dict(datasets) if datasets is not None else data.ray_datasets(cfg),
+        datasets={name: ds if isinstance(ds, MaterializedDataset) else ds.materialize()
+                  for name, ds in (datasets if datasets is not None else data.ray_datasets(cfg)).items()},
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     try:
@@ -153,8 +156,9 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
         shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
     metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float, bool))}
     if tracker:
-        tracker.set_tags(run_id, {"model_path": model_path})
-        if tracking.log_model:
+        if tracking.model_record != "none":
+            tracker.set_tags(run_id, {"model_path": model_path})
+        if tracking.model_record == "artifact":
             tracker.log_artifact(run_id, model_path, "model")
         tracker.end_run(run_id)
     return RunOutcome(metrics=metrics, model_path=model_path, run_id=run_id)
