@@ -184,7 +184,8 @@ class SweepRunner:
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key),
-                run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=1,
+                run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
+                                          callbacks=[progress_callback(name, len(trials))],
                                           failure_config=tune.FailureConfig(max_failures=1)),
             )
         grid = tuner.fit()
@@ -276,6 +277,26 @@ class SweepRunner:
                 self.tracker.log_artifact(self.parent_run_id, path, "results")
             self.tracker.end_run(self.parent_run_id)
         return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
+
+
+def progress_callback(name: str, total: int):
+    """One line per finished trial (Tune's own tables print every trial's full config)."""
+    from ray import tune
+
+    class SweepProgress(tune.Callback):
+        def _line(self, trials, trial, outcome: str) -> None:
+            ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+            print(f"[sweep] {name} {len(ended)}/{total} {_trial_key(trial)}: {outcome}", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            errors = [f"{k} {result[k]:.4g}" for k in ("val_rel_l2", "test_rel_l2") if k in result]
+            self._line(trials, trial, ", ".join(errors) + f" ({result.get('time_total_s', 0):.0f} s)")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trials, trial, "FAILED (see the trial's error.txt under the Tune experiment)")
+
+    return SweepProgress()
 
 
 def _trial_key(trial) -> str:
