@@ -20,7 +20,8 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from sciml.data.manifest import (FORMAT_VERSION, canonical_hash, example_statistics, file_sha256, is_complete,
+from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, canonical_hash, example_statistics, file_sha256,
+                                 is_complete,
                                  load_manifest, normalization, read_split, software_versions, write_json_atomic)
 from sciml.data.schema import COEFF_COLUMNS, MANIFEST_NAME, SPLITS
 from sciml.physics import D, SystemSpec
@@ -171,7 +172,7 @@ def import_paper(system: str, files: dict[str, str], out_dir: str | Path, *, val
             footer = {"content_hash": content_hash, "split": plan.split, "start": str(plan.start),
                       "stop": str(plan.stop), "rejections": "0"}
             digest = write_shard(directory / plan.file, _paper_batches(system, handles[plan.split], plan, shard_size,
-                                                                       stats), resolution, footer)
+                                                                       stats), resolution, footer, plan.rows)
             results.append((plan, digest, np.concatenate([s[0] for s in stats]),
                             np.concatenate([s[1] for s in stats])))
     finally:
@@ -190,7 +191,7 @@ def import_paper(system: str, files: dict[str, str], out_dir: str | Path, *, val
         "shard_size": shard_size,
         "normalization": normalization(np.concatenate([r[2] for r in ref]), np.concatenate([r[3] for r in ref])),
         "rejections": {split: 0 for split in SPLITS},
-        "shards": {split: [{"file": p.file, "start": p.start, "stop": p.stop, "rows": p.rows, "sha256": digest}
+        "shards": {split: [{"file": p.file, "start": p.start, "stop": p.stop, "rows": p.rows, SHARD_HASH: digest}
                            for p, digest, _, _ in results if p.split == split] for split in SPLITS},
         "content_hash": content_hash,
         "versions": software_versions(),

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sciml.data.manifest import (FORMAT_VERSION, is_complete, load_manifest, normalization, software_versions,
+from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, is_complete, load_manifest, normalization,
+                                 software_versions,
                                  write_json_atomic)
 from sciml.data.schema import MANIFEST_NAME, SPLITS
 from sciml.physics import SystemSpec
@@ -46,7 +47,7 @@ def _shard_batch(batch: dict[str, np.ndarray], *, spec: dict, seed: int, resolut
         result = produce_shard(Path(directory), plan, SystemSpec.from_dict(spec), seed, resolution, content_hash)
     stats = np.column_stack([result.rms, result.abs_coeffs])
     return {"split": np.array([plan.split]), "shard": np.array([plan.shard]), "start": np.array([plan.start]),
-            "stop": np.array([plan.stop]), "sha256": np.array([result.sha256]),
+            "stop": np.array([plan.stop]), "digest": np.array([result.digest]),
             "rejections": np.array([result.rejections]),
             "stats": np.array([stats.astype(np.float64).tobytes()], dtype=object)}
 
@@ -83,7 +84,7 @@ def _run_shards(plans: list[ShardPlan], request: GenerationRequest, directory: P
     for plan in plans:
         row = by_key[(plan.split, plan.start)]
         stats = np.frombuffer(row["stats"], dtype=np.float64).reshape(plan.rows, 7)
-        results.append(ShardResult(plan, str(row["sha256"]), int(row["rejections"]), stats[:, 0], stats[:, 1:]))
+        results.append(ShardResult(plan, str(row["digest"]), int(row["rejections"]), stats[:, 0], stats[:, 1:]))
     return results
 
 
@@ -103,7 +104,7 @@ def build_manifest(request: GenerationRequest, results: list[ShardResult]) -> di
         "normalization": norm,
         "rejections": {split: sum(r.rejections for r in results if r.plan.split == split) for split in SPLITS},
         "shards": {split: [{"file": r.plan.file, "start": r.plan.start, "stop": r.plan.stop, "rows": r.plan.rows,
-                            "sha256": r.sha256} for r in results if r.plan.split == split] for split in SPLITS},
+                            SHARD_HASH: r.digest} for r in results if r.plan.split == split] for split in SPLITS},
         "content_hash": request.content_hash,
         "versions": software_versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -20,11 +20,11 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 import pyarrow.parquet as pq
 
-from sciml.data.manifest import example_statistics, file_sha256
+from sciml.data.manifest import example_statistics, file_hash
 from sciml.data.schema import COEFF_COLUMNS, SPLITS, arrow_schema, shard_name, table_to_numpy
 from sciml.physics import SystemSpec, generate_examples
 
-from .parquet_writer import ShardFileWriter
+from .parquet_writer import ShardFileWriter, expected_size, reserve
 
 _FIELD_BYTES_PER_GROUP = 16 << 20  # per field column: bounds the memory of one row group
 _META_PREFIX = "sciml."
@@ -63,7 +63,7 @@ class ShardResult:
     """What the manifest and the normalization statistics need from one shard."""
 
     plan: ShardPlan
-    sha256: str
+    digest: str  # the shard file's content hash (manifest.SHARD_HASH)
     rejections: int
     rms: np.ndarray  # per example, of the stored source
     abs_coeffs: np.ndarray  # (rows, 6) in COEFF_COLUMNS order
@@ -74,20 +74,25 @@ def temp_path(final: Path) -> Path:
 
 
 def write_shard(final: Path, batches: Iterable[Mapping[str, np.ndarray]], resolution: int,
-                footer: Mapping[str, str]) -> str:
-    """Write column batches (one row group each) as ``final`` atomically; return its sha256.
+                footer: Mapping[str, str], rows: int | None = None) -> str:
+    """Write column batches (one row group each) as ``final`` atomically; return its content hash.
 
     ``footer`` goes into the file's key-value metadata under the ``sciml.`` prefix; it is
-    read after the batches are consumed, so a generator may fill it in as it goes.
+    read after the batches are consumed, so a generator may fill it in as it goes. With
+    ``rows`` (the total), the file's disk space is reserved up front (see ``reserve``).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final)
+    schema = arrow_schema(resolution)
     try:
         with open(tmp, "wb") as handle:
-            writer = ShardFileWriter(handle, arrow_schema(resolution))
+            reserved = rows is not None and reserve(handle, expected_size(schema, rows))
+            writer = ShardFileWriter(handle, schema)
             for columns in batches:
                 writer.write_row_group(columns)
             digest = writer.close({_META_PREFIX + k: str(v) for k, v in footer.items()})
+            if reserved:
+                handle.truncate()  # at the end of what was written: drop the rest of the reservation
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -115,9 +120,12 @@ def _generated_batches(spec: SystemSpec, seed: int, resolution: int, plan: Shard
     step = row_group_rows(resolution)
     rejections = 0
     for start in range(plan.start, plan.stop, step):
-        columns = generate_examples(spec, seed, plan.split, np.arange(start, min(start + step, plan.stop)), resolution)
+        columns = generate_examples(spec, seed, plan.split, np.arange(start, min(start + step, plan.stop)), resolution,
+                                    source_rms=True)
         rejections += int(columns.pop("rejected").sum())
-        stats.append(example_statistics(columns))
+        # What example_statistics gives for these columns (its rms is computed by the generator).
+        rms = columns.pop("source_rms")
+        stats.append((rms, np.abs(np.stack([np.asarray(columns[c], dtype=np.float64) for c in COEFF_COLUMNS], axis=1))))
         yield columns
     footer["rejections"] = str(rejections)
 
@@ -132,9 +140,10 @@ def produce_shard(directory: Path, plan: ShardPlan, spec: SystemSpec, seed: int,
             and all(found[0].get(k) == v for k, v in footer.items()):
         columns = table_to_numpy(pq.read_table(final, columns=["source", *COEFF_COLUMNS]))
         rms, abs_coeffs = example_statistics(columns)
-        return ShardResult(plan, file_sha256(final), int(found[0]["rejections"]), rms, abs_coeffs)
+        return ShardResult(plan, file_hash(final), int(found[0]["rejections"]), rms, abs_coeffs)
     stats: list[tuple[np.ndarray, np.ndarray]] = []
-    digest = write_shard(final, _generated_batches(spec, seed, resolution, plan, footer, stats), resolution, footer)
+    digest = write_shard(final, _generated_batches(spec, seed, resolution, plan, footer, stats), resolution, footer,
+                         plan.rows)
     rms = np.concatenate([s[0] for s in stats])
     abs_coeffs = np.concatenate([s[1] for s in stats])
     return ShardResult(plan, digest, int(footer["rejections"]), rms, abs_coeffs)

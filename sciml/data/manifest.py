@@ -2,6 +2,13 @@
 
 The manifest lists each split's shards in index order; a dataset is complete when its
 manifest exists and every listed shard file is present. Readers use plain pyarrow.
+
+Each shard entry carries a content hash of the shard file's bytes under a key that names
+the algorithm: ``"xxh3_128"`` (XXH3, 128 bits, hex of the canonical big-endian digest) in
+datasets written now, ``"sha256"`` in older ones. XXH3 is not cryptographic: it detects
+corruption and accidental change (and shows two shards are the same bytes), not tampering;
+it hashes at memory speed where sha256 cost about as much as an FFT per example.
+:func:`shard_hash` reads either form and :func:`verify_shard` checks a file against it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ import pyarrow.parquet as pq
 from .schema import COEFF_COLUMNS, COLUMNS, FIELD_COLUMNS, MANIFEST_NAME, SPLITS, table_to_numpy
 
 FORMAT_VERSION = 1
+# The shard content hash written now: its algorithm, which is also its key in a shard entry.
+SHARD_HASH = "xxh3_128"
+SHARD_HASHES = ("xxh3_128", "sha256")  # the algorithms a shard entry may name (older datasets: sha256)
 MANIFEST_KEYS = ("format_version", "name", "spec", "seed", "resolution", "counts", "shard_size",
                  "normalization", "rejections", "shards", "content_hash", "versions", "created")
 
@@ -31,12 +41,43 @@ def canonical_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
+def new_digest(algorithm: str = SHARD_HASH):
+    """A fresh hashlib-style object (``update``, ``hexdigest``) for one of SHARD_HASHES."""
+    if algorithm == "xxh3_128":
+        import xxhash  # only where shards are hashed: plain readers do not need it
+
+        return xxhash.xxh3_128()
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise ValueError(f"unknown shard hash algorithm {algorithm!r}; known: {', '.join(SHARD_HASHES)}")
+
+
+def file_hash(path: str | os.PathLike, algorithm: str = SHARD_HASH) -> str:
+    """Hex digest of a file's bytes with ``algorithm`` (default: the shard hash written now)."""
+    digest = new_digest(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return file_hash(path, "sha256")
+
+
+def shard_hash(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """(algorithm, hex digest) of a manifest shard entry, whichever algorithm it names."""
+    for algorithm in SHARD_HASHES:
+        if algorithm in entry:
+            return algorithm, str(entry[algorithm])
+    raise KeyError(f"shard entry {entry.get('file')!r} has no content hash (expected one of {SHARD_HASHES})")
+
+
+def verify_shard(directory: str | os.PathLike, entry: Mapping[str, Any]) -> bool:
+    """True when the shard file of ``entry`` exists and has the content hash the entry records."""
+    algorithm, value = shard_hash(entry)
+    path = Path(directory) / entry["file"]
+    return path.is_file() and file_hash(path, algorithm) == value
 
 
 def software_versions() -> dict[str, str]:

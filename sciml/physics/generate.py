@@ -1,11 +1,16 @@
 """Examples as pure functions of (spec, seed, split, index): sources, coefficients, solutions.
 
-Work is vectorized over chunks of a few examples (the complex working set then stays in
-cache) and the inverse FFT runs once per example; nothing an example computes depends on
-the other examples of its chunk, so any batching gives the same bytes.
+Random draws are vectorized over the whole request; the grid work over chunks of a few
+examples (the complex working set then stays in cache), with each field computed in
+float64 and rounded once, straight into the output arrays. Nothing an example computes
+depends on the other examples of its chunk (per-example matrix products, row-wise
+elementwise work, numpy's batched FFTs give the same numbers as one at a time), so any
+batching gives the same bytes.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -13,12 +18,13 @@ from sciml.data.schema import COEFF_COLUMNS, COLUMNS, SPLITS
 
 from . import keyed_random
 from .constants import PSI_RTOL
-from .sources import SOURCE_DRAWS, amplitudes, build_sources, sample_sparsity
+from .sources import SOURCE_DRAWS, amplitudes, build_sources, sample_sparsity, spectrum_power
 from .spec import SystemSpec
-from .spectral import advection_ratio, solve_spectral, symbol_parts
+from .spectral import (_advection_ratio, _drop_singular, _inverse_symbol, advection_ratio_moments,
+                       advection_solve_spectral, symbol_parts)
 from .systems import REGISTRY, System
 
-CHUNK = 16  # examples per vectorized step
+CHUNK = 8  # examples per vectorized step (the working set then stays in a 1 MiB L2)
 MAX_ATTEMPTS = 1000  # SYS-3 redraws per example before giving up
 
 
@@ -44,44 +50,174 @@ def _indices(indices) -> np.ndarray:
     return array
 
 
-def _attempt(spec: SystemSpec, system: System, seed: int, split: int, indices: np.ndarray,
-             attempts: np.ndarray, sparsity: np.ndarray, n: int, exhaustive: bool = False) -> dict[str, np.ndarray]:
-    """One draw of each example at the given attempt numbers, float64; 'accepted' says which stand."""
+def _draws(spec: SystemSpec, system: System, seed: int, split: int, indices: np.ndarray, attempts: np.ndarray,
+           sparsity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's uniforms (B, draws) and source amplitudes (B, 144) at the given attempts."""
     keys = keyed_random.keys(seed, keyed_random.stream_id(spec.name), keyed_random.PURPOSE_EXAMPLE,
                              split, indices, attempts)
     u = keyed_random.uniforms(keys, 0, SOURCE_DRAWS + system.n_draws)
-    f, f_hat = build_sources(amplitudes(u, sparsity), n, system.centre_source)
-    terms = system.sample(spec, u[:, SOURCE_DRAWS:], f_hat, exhaustive)
-    psi_target = terms.pop("psi_target", np.full(len(indices), np.nan))
-    real, imag = symbol_parts(terms, n)
-    u_hat, changed = solve_spectral(f_hat, real, imag)
-    for row in np.flatnonzero(changed):
-        f[row] = np.fft.irfft2(f_hat[row], s=(n, n))
-    solution = np.empty_like(f)
-    for row in range(len(indices)):
-        solution[row] = np.fft.irfft2(u_hat[row], s=(n, n))
+    return u, amplitudes(u, sparsity)
 
-    out = {"source": f, "solution": solution, "psi_target": psi_target}
+
+def _coefficients(spec: SystemSpec, system: System, u: np.ndarray, p: np.ndarray, n: int,
+                  exhaustive: bool = False) -> dict[str, np.ndarray]:
+    """The coefficient sampler on examples' draws (SYS-2: its Newton iteration, on the sources'
+    low modes computed from the amplitudes, before any full-grid work)."""
+    return system.sample(spec, u[:, SOURCE_DRAWS:], n, lambda ky, kx: spectrum_power(p, n, ky, kx), exhaustive)
+
+
+def _solve(spec: SystemSpec, system: System, u: np.ndarray, p: np.ndarray, n: int, source: np.ndarray,
+           solution: np.ndarray, exhaustive: bool = False, terms: dict[str, np.ndarray] | None = None,
+           source_rms: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Solve examples from their draws: fields into ``source`` / ``solution`` (B, n, n), any float dtype.
+
+    Returns the per-example columns (coefficients, psi, psi_target) and 'accepted'.
+    Everything is computed in float64; each field is rounded to the output dtype once.
+    ``terms`` are the sampler's coefficients for these examples when already computed
+    (the sampler then runs once for a whole round); the grid work runs in chunks of CHUNK.
+    With ``source_rms`` (B,), each stored source's rms goes there, computed right after
+    the source is written, while it is in cache.
+    """
+    count = len(u)
+    if terms is None:
+        terms = _coefficients(spec, system, u, p, n, exhaustive)
+    terms = dict(terms)
+    out = {"psi_target": terms.pop("psi_target", np.full(count, np.nan))}
     for name in COEFF_COLUMNS:
-        out[name] = terms.get(name, np.zeros(len(indices)))
-    out["psi"] = advection_ratio(u_hat, real, imag) if system.targets_psi else np.full(len(indices), np.nan)
+        out[name] = terms.get(name, np.zeros(count))
+    out["psi"] = np.full(count, np.nan)
+    out["accepted"] = np.ones(count, dtype=bool)
+    for start in range(0, count, CHUNK):
+        block = slice(start, min(start + CHUNK, count))
+        src = source[block]
+        _, f_hat = build_sources(p[block], n, system.centre_source, out=src)
+        if source_rms is not None:  # while the source is in cache
+            source_rms[block] = _rms(src)
+        changed = _solve_chunk(system, {name: value[block] for name, value in terms.items()}, f_hat, n, src,
+                               solution[block], out["psi"][block], out["accepted"][block])
+        if source_rms is not None:  # sources that lost a mode where the symbol is 0 were rebuilt
+            if changed.size:
+                source_rms[start + changed] = _rms(src[changed])
     if system.targets_psi:
-        off = np.abs(out["psi"] / psi_target - 1.0) > PSI_RTOL
+        off = np.abs(out["psi"] / out["psi_target"] - 1.0) > PSI_RTOL
         if off.any():
             if exhaustive:
-                raise RuntimeError(f"Psi targeting missed {PSI_RTOL:g} relative for indices {indices[off]}")
-            redo = _attempt(spec, system, seed, split, indices[off], attempts[off], sparsity[off], n, True)
+                raise RuntimeError(f"Psi targeting missed {PSI_RTOL:g} relative for {int(off.sum())} example(s)")
+            # Newton on every mode with weight for these examples (same draws, same sources).
+            fields = np.empty((2, int(off.sum()), n, n), dtype=solution.dtype)
+            redo_rms = None if source_rms is None else np.empty(int(off.sum()))
+            redo = _solve(spec, system, u[off], p[off], n, fields[0], fields[1], True, source_rms=redo_rms)
+            source[off], solution[off] = fields[0], fields[1]
+            if source_rms is not None:
+                source_rms[off] = redo_rms
             for name in out:
                 out[name][off] = redo[name]
-    if system.max_abs_u is None:
-        out["accepted"] = np.ones(len(indices), dtype=bool)
+    return out
+
+
+def _solve_chunk(system: System, terms: dict[str, np.ndarray], f_hat: np.ndarray, n: int, source: np.ndarray,
+                 solution: np.ndarray, psi: np.ndarray, accepted: np.ndarray) -> np.ndarray:
+    """u_hat = f_hat / symbol and u for a few examples; fills solution, psi and accepted in place.
+
+    Returns the rows whose source was rebuilt (it lost a nonzero mode where the symbol is 0).
+    """
+    if system.targets_psi:  # advection-diffusion: its own shortcut (None where it does not apply)
+        u_hat = advection_solve_spectral(f_hat, terms)
+        if u_hat is not None:
+            psi[...] = advection_ratio_moments(u_hat, terms)  # while u_hat is in cache
+            solution[...] = np.fft.irfft2(u_hat, s=(n, n))
+            return np.empty(0, dtype=np.int64)
+    inverses = _cached_inverses(terms, n) if system.few_symbols and not system.targets_psi else None
+    if inverses is not None:  # each example's 1 / symbol, the numbers the batch would give it
+        for row, inverse in enumerate(inverses):
+            np.multiply(f_hat[row], inverse, out=f_hat[row])
+        u_hat, changed = f_hat, np.empty(0, dtype=np.int64)
     else:
-        out["accepted"] = np.abs(solution).max(axis=(1, 2)) <= system.max_abs_u
+        real, imag = symbol_parts(terms, n)
+        inverse, zeros, parts = _inverse_symbol(real, imag, overwrite=True)
+        changed = np.flatnonzero(_drop_singular(f_hat, zeros))
+        for row in changed:
+            source[row] = np.fft.irfft2(f_hat[row], s=(n, n))
+        u_hat = np.multiply(f_hat, inverse, out=f_hat)  # f_hat is not needed any more
+    values = np.fft.irfft2(u_hat, s=(n, n))  # batched: the same numbers as one example at a time
+    if system.targets_psi:
+        psi[...] = _advection_ratio(u_hat, parts["real2"], parts["imag2"])
+    _store(system, values, solution, accepted)
+    return changed
+
+
+def _cached_inverses(terms: dict[str, np.ndarray], n: int) -> list[np.ndarray] | None:
+    """1 / symbol per example from a cache keyed by its coefficients, or None if one has a zero symbol.
+
+    For systems whose coefficients take a few values (SYS-3: D and an integer omega), so that
+    the symbol need not be rebuilt for every example. Everything in :func:`symbol_parts` and
+    :func:`_inverse_symbol` is elementwise per example, so an example's inverse computed alone
+    is the one it gets in any batch, to the bit.
+    """
+    names = tuple(sorted(terms))
+    columns = [np.asarray(terms[name], dtype=np.float64).tolist() for name in names]
+    inverses = [_inverse_for(n, names, values) for values in zip(*columns)]
+    return None if any(inverse is None for inverse in inverses) else inverses
+
+
+@lru_cache(maxsize=128)  # SYS-3(o1,o2): one entry per integer omega (a miss costs what the batch would)
+def _inverse_for(n: int, names: tuple[str, ...], values: tuple[float, ...]) -> np.ndarray | None:
+    real, imag = symbol_parts({name: np.array([value]) for name, value in zip(names, values)}, n)
+    inverse, (mean_zero, singular), _ = _inverse_symbol(real, imag, overwrite=True)
+    if mean_zero.any() or singular is not None:  # the general path drops those modes from f_hat
+        return None
+    inverse = inverse[0]
+    inverse.setflags(write=False)
+    return inverse
+
+
+def _store(system: System, values: np.ndarray, solution: np.ndarray, accepted: np.ndarray) -> None:
+    """solution[...] = values (rounded once) and, for systems with a limit, accepted = max |u| <= limit.
+
+    The test is on the float64 values; with a float32 output it reads the rounded field
+    (half the bytes) and only looks at the float64 values where that cannot decide:
+    rounding is monotone, so round(max |u|) = max |round(u)|, and it is below (above)
+    round(limit) only if max |u| is below (above) the limit.
+    """
+    solution[...] = values
+    limit = system.max_abs_u
+    if limit is None:
+        return
+    extreme = np.maximum(solution.max(axis=(1, 2)), -solution.min(axis=(1, 2)))
+    if solution.dtype == np.float64:
+        accepted[...] = extreme <= limit
+        return
+    bound = solution.dtype.type(limit)
+    ok = extreme < bound
+    tie = extreme == bound
+    if tie.any():
+        exact = values[tie]
+        ok[tie] = np.maximum(exact.max(axis=(1, 2)), -exact.min(axis=(1, 2))) <= limit
+    accepted[...] = ok
+
+
+def _attempt(spec: SystemSpec, system: System, seed: int, split: int, indices: np.ndarray,
+             attempts: np.ndarray, sparsity: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """One draw of each example at the given attempt numbers, float64 fields; 'accepted' says which stand."""
+    u, p = _draws(spec, system, seed, split, indices, attempts, sparsity)
+    fields = np.empty((2, len(indices), n, n))
+    out = _solve(spec, system, u, p, n, fields[0], fields[1])
+    out["source"], out["solution"] = fields[0], fields[1]
+    return out
+
+
+def _rms(fields: np.ndarray) -> np.ndarray:
+    """Root mean square of each stored field (B, n, n), accumulated in float64 (one conversion, a
+    dot product per field: the numbers of ``sciml.data.manifest.example_statistics``)."""
+    flat = fields.reshape(len(fields), fields[0].size if len(fields) else 0).astype(np.float64)
+    out = np.empty(len(fields))
+    for row, values in enumerate(flat):
+        out[row] = np.sqrt(values @ values / values.size)
     return out
 
 
 def _examples(spec: SystemSpec, seed: int, split: str, indices, resolution: int,
-              field_dtype: type) -> dict[str, np.ndarray]:
+              field_dtype: type, source_rms: bool = False) -> dict[str, np.ndarray]:
     validate_request(spec, seed, split, resolution)
     indices = _indices(indices)
     system = REGISTRY[spec.system]
@@ -93,23 +229,40 @@ def _examples(spec: SystemSpec, seed: int, split: str, indices, resolution: int,
            "solution": np.empty((count, n, n), dtype=field_dtype)}
     for name in COEFF_COLUMNS + ("psi", "psi_target"):
         out[name] = np.empty(count)
+    if source_rms:
+        out["source_rms"] = np.empty(count)
     rejected = np.zeros(count, dtype=np.int64)
-    for start in range(0, count, CHUNK):
-        pending = np.arange(start, min(start + CHUNK, count))
-        while pending.size:
-            result = _attempt(spec, system, int(seed), split_id, indices[pending], rejected[pending],
-                              sparsity[pending], n)
-            ok = result.pop("accepted")
-            if ok.all() and pending[-1] - pending[0] + 1 == pending.size:
-                rows, keep = slice(pending[0], pending[-1] + 1), slice(None)  # common case: no fancy-index copies
-            else:
-                rows, keep = pending[ok], ok
+    pending = np.arange(count)
+    # Rounds: every pending example is drawn and gets its coefficients (vectorized over all of
+    # them), then solved in chunks; SYS-3 examples whose solution is too large are redrawn in
+    # the next round.
+    while pending.size:
+        u, p = _draws(spec, system, int(seed), split_id, indices[pending], rejected[pending], sparsity[pending])
+        terms = _coefficients(spec, system, u, p, n)  # once for the whole round
+        accepted = np.empty(pending.size, dtype=bool)
+        # The fields straight into the output where the rows are contiguous (the common case: no
+        # redraws), else through a buffer for a few chunks at a time.
+        step = pending.size if pending[-1] - pending[0] + 1 == pending.size else 8 * CHUNK
+        for start in range(0, pending.size, step):
+            part = slice(start, start + step)
+            rows = pending[part]
+            rms = np.empty(len(rows)) if source_rms else None
+            block = np.s_[rows[0]:rows[-1] + 1] if step == pending.size else None
+            fields = (out["source"][block], out["solution"][block]) if block is not None \
+                else np.empty((2, len(rows), n, n), dtype=field_dtype)
+            result = _solve(spec, system, u[part], p[part], n, fields[0], fields[1],
+                            terms={name: value[part] for name, value in terms.items()}, source_rms=rms)
+            ok = accepted[part] = result.pop("accepted")
+            if block is None:
+                out["source"][rows[ok]], out["solution"][rows[ok]] = fields[0][ok], fields[1][ok]
             for name, values in result.items():
-                out[name][rows] = values[keep]
-            pending = pending[~ok]
-            rejected[pending] += 1
-            if pending.size and rejected[pending].max() >= MAX_ATTEMPTS:
-                raise RuntimeError(f"{spec.name}: index {indices[pending][0]} rejected {MAX_ATTEMPTS} times")
+                out[name][rows[ok]] = values[ok]
+            if source_rms:
+                out["source_rms"][rows[ok]] = rms[ok]
+        pending = pending[~accepted]
+        rejected[pending] += 1
+        if pending.size and rejected[pending].max() >= MAX_ATTEMPTS:
+            raise RuntimeError(f"{spec.name}: index {indices[pending][0]} rejected {MAX_ATTEMPTS} times")
     out["rejected"] = rejected
     return out
 
@@ -119,12 +272,16 @@ def solve_examples(spec: SystemSpec, seed: int, split: str, indices, resolution:
     return _examples(spec, seed, split, indices, resolution, np.float64)
 
 
-def generate_examples(spec: SystemSpec, seed: int, split: str, indices, resolution: int) -> dict[str, np.ndarray]:
+def generate_examples(spec: SystemSpec, seed: int, split: str, indices, resolution: int, *,
+                      source_rms: bool = False) -> dict[str, np.ndarray]:
     """Examples ``indices`` (0-based within ``split``) of the dataset (spec, seed) at ``resolution``.
 
     Returns the columns of ``sciml.data.schema.COLUMNS`` (fields float32 (B, n, n), the
-    rest float64, index int64) plus 'rejected' (int64, SYS-3 redraws per example).
+    rest float64, index int64) plus 'rejected' (int64, SYS-3 redraws per example), and
+    with ``source_rms`` 'source_rms': the rms of each stored (float32) source, accumulated
+    in float64 (the same numbers as ``sciml.data.manifest.example_statistics``), computed
+    while the rows are still in cache.
     """
-    out = _examples(spec, seed, split, indices, resolution, np.float32)
+    out = _examples(spec, seed, split, indices, resolution, np.float32, source_rms)
     del out["psi_target"]
-    return {name: out[name] for name in COLUMNS + ("rejected",)}
+    return {name: out[name] for name in COLUMNS + ("rejected",) + (("source_rms",) if source_rms else ())}

@@ -55,7 +55,12 @@ def reference_examples(spec: SystemSpec, seed: int, split: str, indices, resolut
             key = keyed_random.keys(seed, stream, keyed_random.PURPOSE_EXAMPLE, split_id, np.array([index]), attempt)
             u = keyed_random.uniforms(key, 0, SOURCE_DRAWS + system.n_draws)
             f = reference_source(amplitudes(u, np.array([s]))[0], n, system.centre_source)
-            terms = system.sample(spec, u[:, SOURCE_DRAWS:], np.fft.rfft2(f)[None], False)
+            power = np.abs(np.fft.rfft2(f)) ** 2
+
+            def spectrum(ky, kx, power=power):  # |f_hat|^2 at (+ky, kx) and (-ky, kx)
+                return power[np.ix_(np.concatenate([ky, -ky]) % n, kx)].reshape(1, 2, len(ky), len(kx))
+
+            terms = system.sample(spec, u[:, SOURCE_DRAWS:], n, spectrum, False)
             coeffs = {name: float(terms[name][0]) if name in terms else 0.0 for name in COEFF_COLUMNS}
             symbol, nyquist = _full_symbol(coeffs, n)
             f_hat = np.fft.fft2(f)

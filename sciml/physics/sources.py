@@ -75,11 +75,15 @@ def amplitudes(u: np.ndarray, sparsity: np.ndarray) -> np.ndarray:
     return p
 
 
-def build_sources(p: np.ndarray, n: int, centre: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Sources and their rfft2 for amplitudes p (B, 144), float64.
+def build_sources(p: np.ndarray, n: int, centre: bool, out: np.ndarray | None = None,
+                  out_hat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and their rfft2 for amplitudes p (B, 144), computed in float64.
 
     f <- f / max(f); if ``centre``, f <- f - mean(f) and the mean mode is set to exactly 0.
-    Returns f (B, n, n) and f_hat (B, n, n//2 + 1).
+    Returns f (B, n, n) and f_hat (B, n, n//2 + 1). With ``out`` (B, n, n) of any float
+    dtype, the last step writes f there (e.g. straight into a float32 output, rounding
+    the float64 values once) and ``out`` is returned as f; with ``out_hat`` (complex128),
+    f_hat is written there.
     """
     g = gaussian_matrix(n)
     gy, gx_t = spectral_gaussian_matrices(n)
@@ -87,9 +91,38 @@ def build_sources(p: np.ndarray, n: int, centre: bool) -> tuple[np.ndarray, np.n
     f = (g @ weights) @ g.T
     scale = 1.0 / f.max(axis=(1, 2))
     weights = weights * scale[:, None, None]
-    f_hat = gy @ weights @ gx_t
-    f *= scale[:, None, None]
+    f_hat = np.matmul(gy @ weights, gx_t, out=out_hat)
+    if out is None:
+        out = f
     if centre:
-        f -= (f_hat[:, 0, 0].real / (n * n))[:, None, None]  # the mean, without another pass over f
+        f *= scale[:, None, None]
+        np.subtract(f, (f_hat[:, 0, 0].real / (n * n))[:, None, None], out=out)  # the mean, without another pass
         f_hat[:, 0, 0] = 0.0
-    return f, f_hat
+    else:
+        np.multiply(f, scale[:, None, None], out=out)
+    return out, f_hat
+
+
+@lru_cache(maxsize=16)
+def _power_factors(n: int, ky: tuple[int, ...], kx: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """gy at rows +ky then -ky, (2h, 12), and gx^T at columns kx, (12, C): see :func:`spectrum_power`."""
+    gy, gx_t = spectral_gaussian_matrices(n)
+    rows = np.concatenate([np.asarray(ky), -np.asarray(ky)]) % n
+    out = np.ascontiguousarray(gy[rows]), np.ascontiguousarray(gx_t[:, list(kx)])
+    for array in out:
+        array.setflags(write=False)
+    return out
+
+
+def spectrum_power(p: np.ndarray, n: int, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
+    """|rfft2(G P G^T)|^2 at wavenumbers (+-ky, kx), before normalization and centring.
+
+    ky, kx: non-negative wavenumbers (h,) and (C,). Returns (B, 2, h, C): [:, 0] at +ky,
+    [:, 1] at -ky; the normalized sources' power times a positive factor per example,
+    except at the mean mode, which centring sets to 0.
+    """
+    h, c = len(ky), len(kx)
+    rows, columns = _power_factors(n, tuple(int(k) for k in ky), tuple(int(k) for k in kx))
+    spectrum = np.matmul(rows, np.matmul(p.reshape(-1, LATTICE_SIDE, LATTICE_SIDE), columns))  # (B, 2h, C)
+    square = np.square(spectrum.view(np.float64), out=spectrum.view(np.float64))
+    return np.add(square[..., 0::2], square[..., 1::2]).reshape(-1, 2, h, c)

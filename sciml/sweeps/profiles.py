@@ -16,6 +16,28 @@ POWERS_OF_TWO = tuple(2**k for k in range(3, 16))  # 8 ... 32768, the paper's N 
 PAPER_LRS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
 
 
+# Laptop: every question within about 20 minutes on 2 CPU cores (docs/results.md).
+# Pre-training on 4x the largest downstream set is what makes transfer visible at 32^2;
+# two pre-training learning rates keep both cores busy while the single model trains.
+LAPTOP = dict(
+    resolution=32, n_pretrain=8192, n_downstream=2048, n_val=128, n_test=256, presets=("d16m8",),
+    n_values=(8, 16, 32, 64, 128, 256, 512), scratch_extra_n=(1024, 2048), lrs=(3e-4, 1e-3, 3e-3),
+    epochs=30, batch_size=16, min_steps=200, pretrain_lrs=(1e-3, 2e-3), pretrain_epochs=30,
+    pretrain_batch_size=32, shard_size=512)
+# The other questions multiply the grid (presets, shifts, systems), so each cell gets
+# fewer N and learning rates; Q3 shares Q1's pre-training (same settings: cached).
+_COARSE = dict(n_values=(8, 32, 128, 512), scratch_extra_n=(2048,), lrs=(1e-3, 3e-3))
+LAPTOP_BY_QUESTION = {
+    "q1": dict(systems=("poisson",)),
+    # Three model sizes (1M trains 2.6x slower than d16m8 at 32^2): no extra scratch N.
+    "q2": dict(systems=("poisson",), presets=("64K", "d16m8", "1M"), n_pretrain=4096, pretrain_lrs=(2e-3,),
+               **{**_COARSE, "scratch_extra_n": ()}),
+    "q3": dict(systems=("poisson",), **_COARSE),
+    # Four pre-trainings, the mixed one on three datasets: smaller sets, no extra scratch N.
+    "q4": dict(n_pretrain=2048, pretrain_lrs=(2e-3,), **{**_COARSE, "scratch_extra_n": ()}),
+}
+
+
 def _storage_root() -> str:
     """Shared storage on a cluster (SCIML_STORAGE), else the working directory."""
     return os.environ.get("SCIML_STORAGE", "runs")
@@ -34,15 +56,7 @@ def profile_settings(question: str, profile: str) -> SweepSettings:
             n_values=(4, 8), scratch_extra_n=(16,), lrs=(3e-3,), epochs=3, batch_size=8,
             pretrain_lrs=(3e-3,), pretrain_epochs=4, pretrain_batch_size=16, shard_size=32, **common)
     if profile == "laptop":
-        # Pre-training on 4x the largest downstream set is what makes the transfer visible
-        # at 32^2 (docs/results.md); two pre-training rates use both cores at once.
-        return SweepSettings(
-            resolution=32, n_pretrain=8192, n_downstream=2048, n_val=128, n_test=256,
-            presets=("64K", "d16m8", "1M") if question == "q2" else ("d16m8",),
-            n_values=(8, 16, 32, 64, 128, 256, 512), scratch_extra_n=(1024, 2048),
-            lrs=(3e-4, 1e-3, 3e-3), epochs=30, batch_size=16, min_steps=200,
-            pretrain_lrs=(1e-3, 2e-3), pretrain_epochs=30, pretrain_batch_size=32,
-            systems=("poisson",) if question in ("q1", "q2") else (), shard_size=512, **common)
+        return SweepSettings(**{**LAPTOP, **LAPTOP_BY_QUESTION[question]}, **common)
     return SweepSettings(
         resolution=128, n_pretrain=32768, n_downstream=32768, n_val=4096, n_test=4096,
         presets=("64K", "1M", "16M", "256M") if question == "q2" else ("256M",),

@@ -11,8 +11,8 @@ import pytest
 from data_gen import GenerationRequest
 from data_gen.pipeline import build_manifest
 from data_gen.shards import plan_shards, produce_shard
-from sciml.data.manifest import (MANIFEST_KEYS, is_complete, load_manifest, read_split, split_files,
-                                 write_json_atomic)
+from sciml.data.manifest import (MANIFEST_KEYS, SHARD_HASH, file_hash, file_sha256, is_complete, load_manifest,
+                                 read_split, shard_hash, split_files, verify_shard, write_json_atomic)
 from sciml.data.schema import COEFF_COLUMNS, COLUMNS, MANIFEST_NAME
 from sciml.physics import SystemSpec, generate_examples
 
@@ -88,6 +88,31 @@ def test_is_complete_notices_missing_pieces(dataset, tmp_path):
     (broken / MANIFEST_NAME).write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(ValueError, match="format_version"):
         load_manifest(broken)
+
+
+def test_shard_entries_name_their_content_hash_algorithm(dataset, tmp_path):
+    manifest = load_manifest(dataset)
+    entries = manifest["shards"]["train"] + manifest["shards"]["test"]
+    assert SHARD_HASH == "xxh3_128"
+    for entry in entries:
+        assert set(entry) == {"file", "start", "stop", "rows", "xxh3_128"}
+        algorithm, value = shard_hash(entry)
+        assert algorithm == "xxh3_128" and len(value) == 32 and int(value, 16) >= 0
+        assert value == file_hash(dataset / entry["file"]) and verify_shard(dataset, entry)
+    # Older manifests record sha256; they still verify.
+    old = {k: v for k, v in entries[0].items() if k != "xxh3_128"}
+    old["sha256"] = file_sha256(dataset / entries[0]["file"])
+    assert shard_hash(old)[0] == "sha256" and verify_shard(dataset, old)
+    # A changed or missing file does not.
+    broken = tmp_path / entries[0]["file"]
+    broken.parent.mkdir(parents=True)
+    data = bytearray((dataset / entries[0]["file"]).read_bytes())
+    data[len(data) // 2] ^= 1
+    broken.write_bytes(bytes(data))
+    assert not verify_shard(tmp_path, entries[0]) and not verify_shard(tmp_path, old)
+    assert not verify_shard(tmp_path, entries[1])
+    with pytest.raises(KeyError, match="content hash"):
+        shard_hash({"file": "x.parquet"})
 
 
 def test_shards_read_with_plain_pyarrow_without_ray(dataset):

@@ -5,7 +5,7 @@ import pytest
 
 from data_gen import DatasetConflictError, GenerationRequest, generate_dataset
 from data_gen import pipeline
-from sciml.data.manifest import is_complete, load_manifest, read_split
+from sciml.data.manifest import is_complete, load_manifest, read_split, verify_shard
 from sciml.data.schema import COLUMNS, SPLITS
 from sciml.physics import SystemSpec
 
@@ -70,7 +70,8 @@ def test_resume_keeps_good_shards_and_rewrites_the_rest(one_worker, tmp_path):
     (work / "train/part-00009.parquet").write_bytes(b"beyond the plan")
     kept = (work / "train/part-00000.parquet").stat().st_mtime_ns
     resumed = generate_dataset(request(16), work, progress=False)
-    assert resumed["shards"] == manifest["shards"]  # same files, same bytes (sha256)
+    assert resumed["shards"] == manifest["shards"]  # same files, same bytes (content hashes)
+    assert all(verify_shard(work, entry) for entries in resumed["shards"].values() for entry in entries)
     assert (work / "train/part-00000.parquet").stat().st_mtime_ns == kept
     assert sorted(p.name for p in (work / "val").iterdir()) == ["part-00000.parquet"]
     assert not (work / "train/part-00009.parquet").exists() and is_complete(work)

@@ -126,11 +126,26 @@ def test_helmholtz_rejects_large_solutions_and_counts_them():
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_examples_do_not_depend_on_batching(spec):
     whole = generate_examples(spec, 3, "val", np.arange(40), 32)
-    parts = [generate_examples(spec, 3, "val", chunk, 32) for chunk in (np.arange(0, 7), np.arange(7, 40))]
+    parts = [generate_examples(spec, 3, "val", chunk, 32) for chunk in (np.arange(0, 7), np.arange(7, 39), [39])]
     picked = generate_examples(spec, 3, "val", np.array([33, 2, 17]), 32)
+    # Alone (a batch of one: e.g. the last row of a shard): SYS-2 rows 6 and 14 used to differ in the last bits.
+    alone = [generate_examples(spec, 3, "val", [i], 32) for i in (6, 14, 24)]
     for name in COLUMNS + ("rejected",):
         np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), whole[name])
         np.testing.assert_array_equal(picked[name], whole[name][[33, 2, 17]])
+        np.testing.assert_array_equal(np.concatenate([a[name] for a in alone]), whole[name][[6, 14, 24]])
+
+
+def test_chunk_size_does_not_change_examples(monkeypatch):
+    from sciml.physics import generate
+
+    for spec in SPECS:
+        reference = generate_examples(spec, 9, "train", np.arange(21), 16)
+        for chunk in (1, 3, 16):
+            monkeypatch.setattr(generate, "CHUNK", chunk)
+            again = generate_examples(spec, 9, "train", np.arange(21), 16)
+            for name in COLUMNS + ("rejected",):
+                np.testing.assert_array_equal(again[name], reference[name])
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
