@@ -24,7 +24,8 @@ def _atomic_frame(frame: pd.DataFrame, path: str) -> str:
 
 def _summary(best: pd.DataFrame, savings: pd.DataFrame) -> pd.DataFrame:
     """Median test error per task, preset and N: fine-tune (per pre-training) next to scratch."""
-    med = best.groupby(["task", "preset", "pretrain", "recipe", "n_train"])["test_rel_l2"].median().reset_index()
+    med = best.groupby(["task", "preset", "pretrain", "recipe", "n_train"], sort=False)["test_rel_l2"].median()
+    med = med.reset_index()
     rows = []
     for (task, preset), frame in med.groupby(["task", "preset"], sort=False):
         scratch = frame[frame["recipe"] == "scratch"].set_index("n_train")["test_rel_l2"]

@@ -42,9 +42,11 @@ def best_by_validation(rows: pd.DataFrame) -> pd.DataFrame:
     mean_val = keyed.groupby(CELL + ["_lr"], dropna=False)["val_rel_l2"].mean().reset_index()
     best = mean_val.loc[mean_val.groupby(CELL, dropna=False)["val_rel_l2"].idxmin(), CELL + ["_lr"]]
     chosen = keyed.merge(best, on=CELL + ["_lr"], how="inner").drop(columns="_lr")
-    order = {"zeroshot": 0, "scratch": 1, "finetune": 2}
-    chosen = chosen.assign(_r=chosen["recipe"].map(order))
-    chosen = chosen.sort_values(["task", "preset", "_r", "pretrain", "n_train", "seed"]).drop(columns="_r")
+    recipes = {"zeroshot": 0, "scratch": 1, "finetune": 2}
+    shifts = {"none": 0, "mild": 1, "med": 2, "large": 3}
+    chosen = chosen.assign(_r=chosen["recipe"].map(recipes), _s=chosen["shift"].map(shifts).fillna(len(shifts)))
+    chosen = chosen.sort_values(["system", "_s", "task", "preset", "_r", "pretrain", "n_train", "seed"])
+    chosen = chosen.drop(columns=["_r", "_s"])
     return chosen[RESULT_COLUMNS].reset_index(drop=True)
 
 

@@ -124,12 +124,13 @@ class SweepRunner:
         state_path = os.path.join(self.out, STATE_FILE)
         state = json.load(open(state_path)) if os.path.exists(state_path) else {}
         grid_key = short_hash([self.question.key, self.settings.to_dict()])
-        if state.get("grid_key") == grid_key and state.get("tracking_uri") == self.tracker.uri:
+        if (state.get("grid_key") == grid_key and state.get("tracking_uri") == self.tracker.uri
+                and self.tracker.run_exists(state["parent_run_id"])):
             self.parent_run_id = state["parent_run_id"]
         else:
             self.parent_run_id = self.tracker.start_run(
                 self._experiment(), f"{self.question.key}-{self.settings.profile}",
-                params={k: v for k, v in self.settings.to_dict().items() if k != "extra"},
+                params=self.settings.to_dict(),
                 tags={"question": self.question.key, "profile": self.settings.profile, "kind": "sweep"})
             _write_json(state_path, {"grid_key": grid_key, "tracking_uri": self.tracker.uri,
                                      "parent_run_id": self.parent_run_id})

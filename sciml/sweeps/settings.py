@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 SYSTEMS = ("poisson", "advdiff", "helmholtz")
@@ -48,7 +48,6 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig

@@ -96,6 +96,15 @@ class Tracker:
             self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def run_exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_run(run_id)
+            return True
+        except MlflowException:
+            return False
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
