@@ -118,6 +118,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     start_epoch, history = 0, []
     best = {"epoch": 0, "val_rel_l2": math.inf, "state": None}
+
+    def training_state(epoch: int) -> dict[str, Any]:
+        return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "best": best, "history": history}
+
     checkpoint = session.latest_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as path:
@@ -173,9 +178,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         history.append(record)
         evaluations += 1
         save = checkpoint_every is not None and (evaluations % checkpoint_every == 0 or epoch == epochs)
-        _report(session, record, epoch, save=save, state=lambda: {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "best": best, "history": history})
+        _report(session, record, epoch, save=save, state=lambda: training_state(epoch))
         if logger:
             logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
         if progress:
@@ -196,6 +199,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         if session.is_chief:
             os.makedirs(path, exist_ok=True)
             atomic_torch_save(model_payload(model, best["state"], meta), os.path.join(path, MODEL_FILE))
+            if checkpoint_every is not None:
+                # A worker restarted after this report resumes at the end: straight to the test.
+                atomic_torch_save(training_state(epochs), os.path.join(path, STATE_FILE))
         session.report(final, path if session.is_chief else None)
     if logger:
         logger.log_metrics({"test_rel_l2": test_error, "best_epoch": best["epoch"]}, step=epochs)
