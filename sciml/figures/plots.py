@@ -35,7 +35,10 @@ def _zero_shot(ax, rows: pd.DataFrame, label: str, color, linestyle: str) -> Non
 def _panel(ax, rows: pd.DataFrame, title: str, color_by: str = "pretrain", random_level: bool = True) -> None:
     """Fine-tune and scratch curves plus zero-shot levels for one downstream task."""
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    groups = sorted(rows[color_by].unique(), key=str)
+    if color_by == "preset":  # smallest model first, as in the paper's Fig. 4
+        groups = list(dict.fromkeys(rows.sort_values("n_params", kind="stable")["preset"]))
+    else:
+        groups = sorted(rows[color_by].unique(), key=str)
     for i, group in enumerate(groups):
         sub = rows[rows[color_by] == group]
         color = colors[i % len(colors)]

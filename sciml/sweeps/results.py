@@ -8,6 +8,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from sciml.physics import SYSTEMS
+
 RESULT_COLUMNS = ["question", "task", "shift", "preset", "n_params", "recipe", "n_train", "lr",
                   "val_rel_l2", "test_rel_l2", "trial_id", "pretrain", "system", "seed", "mlflow_run_id"]
 # A cell is everything but the learning rate (and the seed, whose runs share one lr).
@@ -44,9 +46,11 @@ def best_by_validation(rows: pd.DataFrame) -> pd.DataFrame:
     chosen = keyed.merge(best, on=CELL + ["_lr"], how="inner").drop(columns="_lr")
     recipes = {"zeroshot": 0, "scratch": 1, "finetune": 2}
     shifts = {"none": 0, "mild": 1, "med": 2, "large": 3}
-    chosen = chosen.assign(_r=chosen["recipe"].map(recipes), _s=chosen["shift"].map(shifts).fillna(len(shifts)))
-    chosen = chosen.sort_values(["system", "_s", "task", "preset", "_r", "pretrain", "n_train", "seed"])
-    chosen = chosen.drop(columns=["_r", "_s"])
+    systems = {name: i for i, name in enumerate(SYSTEMS)}  # SYS-1, SYS-2, SYS-3
+    chosen = chosen.assign(_r=chosen["recipe"].map(recipes), _s=chosen["shift"].map(shifts).fillna(len(shifts)),
+                           _y=chosen["system"].map(systems).fillna(len(systems)))
+    chosen = chosen.sort_values(["_y", "_s", "task", "n_params", "preset", "_r", "pretrain", "n_train", "seed"])
+    chosen = chosen.drop(columns=["_r", "_s", "_y"])
     return chosen[RESULT_COLUMNS].reset_index(drop=True)
 
 

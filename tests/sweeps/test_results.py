@@ -47,6 +47,21 @@ def test_best_learning_rate_is_chosen_by_validation_not_test():
     assert list(best["recipe"]) == ["zeroshot", "scratch", "finetune"]
 
 
+def test_rows_are_ordered_by_model_size_not_preset_name():
+    trials = [({**_spec("scratch", 8, 1e-3), "preset": preset}, {"val_rel_l2": 0.1, "test_rel_l2": 0.1}, preset)
+              for preset in ("1M", "d16m8", "64K")]
+    best = best_by_validation(trial_rows("q2", trials, {"64K": 67329, "d16m8": 263937, "1M": 1050369}))
+    assert list(best["preset"]) == ["64K", "d16m8", "1M"]
+
+
+def test_rows_are_ordered_by_system_number():
+    tasks = (("helmholtz", "SYS-3(1,5)"), ("poisson", "SYS-1(1,2.5)"), ("advdiff", "SYS-2(0.2,0.4)"))
+    trials = [({**_spec("scratch", 8, 1e-3), "system": system, "task": task},
+               {"val_rel_l2": 0.1, "test_rel_l2": 0.1}, task) for system, task in tasks]
+    best = best_by_validation(trial_rows("q4", trials, {"64K": 1}))
+    assert list(best["task"]) == ["SYS-1(1,2.5)", "SYS-2(0.2,0.4)", "SYS-3(1,5)"]
+
+
 def test_learning_rate_choice_uses_the_mean_over_seeds():
     trials = []
     for seed, (v1, v2) in enumerate([(0.1, 0.5), (0.9, 0.4)]):
