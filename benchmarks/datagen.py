@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--examples", type=int, default=1024, help="per shard / compute run")
     parser.add_argument("--reference-examples", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9, help="runs; single runs vary by +-0.1 of the floor here")
     parser.add_argument("--dir", default=None, help="where shards are written (default: a temporary directory)")
     args = parser.parse_args()
     n, count, repeats = args.resolution, args.examples, args.repeats
