@@ -1,0 +1,31 @@
+"""The benchmark scripts still run end to end (tiny sizes; the figures come from real runs)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_datagen_benchmark_reports_every_system_and_the_targets(tmp_path):
+    out = _run("benchmarks/datagen.py", "--resolution", "16", "--examples", "8", "--reference-examples", "2",
+               "--repeats", "1", "--dir", str(tmp_path))
+    for system in ("SYS-1(1,5)", "SYS-2(0.2,1)", "SYS-3(1,10)"):
+        row = next(line for line in out.splitlines() if line.startswith(system))
+        assert all(float(value) > 0 for value in row.split()[1:8])
+    assert "target >= 1000 examples/s/core" in out and "target >= 60% of the floor" in out
+
+
+def test_train_step_benchmark_times_our_model():
+    out = _run("benchmarks/train_step.py", "--no-neuralop", "--grids", "16", "--presets", "64K", "--steps", "1",
+               "--repeats", "1", "--warmup", "0", "--batch", "2", "--threads", "1")
+    row = next(line for line in out.splitlines() if line.startswith("64K"))
+    assert row.split()[4] == "67,329" and float(row.split()[5]) > 0
