@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+_STARTED_HERE = False  # True when this process started its own (embedded, non-autoscaling) Ray
+
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> dict:
     """Initialise Ray once per process; returns the cluster's resources.
@@ -23,6 +25,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+            global _STARTED_HERE
+            _STARTED_HERE = True
         import logging
 
         import ray.data
@@ -32,3 +36,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
         if quiet:
             logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray.cluster_resources()
+
+
+def started_here() -> bool:
+    """Whether ensure_ray started an embedded Ray: no autoscaler will add nodes to it."""
+    return _STARTED_HERE
+
+
+def node_resources() -> list[dict[str, float]]:
+    """Each alive node's total resources."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]

@@ -68,8 +68,12 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
-    from sciml.sweeps.runner import SweepRunner, print_summary
+    from sciml.sweeps.runner import ClusterTooSmall, SweepRunner, print_summary
 
-    outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
+    try:
+        outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
+    except ClusterTooSmall as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     print_summary(outcome)
     return 0

@@ -80,6 +80,17 @@ def trial_resources(settings: SweepSettings) -> dict[str, float]:
     return {"cpu": 0}
 
 
+def unschedulable_reason(settings: SweepSettings, nodes: list[dict[str, float]]) -> str | None:
+    """Why no node of the cluster can host one training process of a trial (None if one can)."""
+    need = {"CPU": float(settings.cpus_per_worker), "GPU": float(settings.gpus_per_worker)}
+    if any(all(node.get(name, 0.0) >= amount for name, amount in need.items() if amount) for node in nodes):
+        return None
+    largest = {name: max((node.get(name, 0.0) for node in nodes), default=0.0) for name in need}
+    return (f"each training process needs {need['CPU']:g} CPU and {need['GPU']:g} GPU "
+            f"(--cpus-per-worker, --gpus-per-worker), the largest node has {largest['CPU']:g} CPU and "
+            f"{largest['GPU']:g} GPU")
+
+
 def default_concurrency(settings: SweepSettings, cluster: dict[str, float]) -> int:
     """How many trials fit the cluster now (at least one; GPU clusters may autoscale from 0)."""
     if settings.max_concurrent is not None:

@@ -5,7 +5,7 @@ import pytest
 from sciml.sweeps.profiles import profile_settings
 from sciml.sweeps.questions import MIXED, QUESTIONS
 from sciml.sweeps.runner import SweepRunner
-from sciml.sweeps.trials import RANDOM_INIT
+from sciml.sweeps.trials import RANDOM_INIT, unschedulable_reason
 
 
 def _grid(key, **overrides):
@@ -77,3 +77,14 @@ def test_paper_profile_uses_the_paper_sizes():
     assert paper.resolution == 128 and paper.n_pretrain == 32768 and paper.epochs == 500
     assert paper.lrs == (1e-5, 5e-5, 1e-4, 5e-4, 1e-3) and paper.presets == ("64K", "1M", "16M", "256M")
     assert paper.n_values[0] == 8 and paper.n_values[-1] == 32768 and paper.gpus_per_worker == 1
+
+
+def test_unschedulable_reason_names_what_no_node_has():
+    settings = profile_settings("q1", "smoke")
+    cpu_node, gpu_node = {"CPU": 2.0}, {"CPU": 8.0, "GPU": 1.0}
+    assert unschedulable_reason(settings, [cpu_node]) is None
+    gpu = settings.with_overrides(gpus_per_worker=1.0)
+    assert unschedulable_reason(gpu, [cpu_node, gpu_node]) is None
+    reason = unschedulable_reason(gpu, [cpu_node])
+    assert "1 GPU" in reason and "largest node has 2 CPU and 0 GPU" in reason
+    assert unschedulable_reason(settings.with_overrides(cpus_per_worker=4), [cpu_node]) is not None

@@ -123,3 +123,13 @@ def test_bad_arguments_exit_2_before_any_work(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) >= 1
         assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
+def test_trials_no_node_of_the_embedded_ray_fits_exit_2_before_any_work(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, str(ROOT / "sweeps" / "q1_data_scaling.py"), "--profile", "smoke",
+                             "--gpus-per-worker", "1", "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"),
+                             "--no-tracking"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "needs 1 CPU and 1 GPU" in result.stderr and "RAY_ADDRESS" in result.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
