@@ -48,3 +48,18 @@ def node_resources() -> list[dict[str, float]]:
     import ray
 
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def shortfall(need: dict[str, float], count: int, nodes: list[dict[str, float]], flags: str = "") -> str | None:
+    """Why `count` processes needing `need` each cannot all be placed on `nodes` (None if they can)."""
+    need = {name: float(amount) for name, amount in need.items() if amount > 0}
+    if count <= 0:
+        return None
+    fits = sum(int(min((node.get(name, 0.0) // amount for name, amount in need.items()), default=count))
+               for node in nodes)
+    if fits >= count:
+        return None
+    wanted = " and ".join(f"{amount:g} {name}" for name, amount in need.items())
+    largest = " and ".join(f"{max((node.get(name, 0.0) for node in nodes), default=0.0):g} {name}" for name in need)
+    return (f"{count} training process(es) need {wanted} each{f' ({flags})' if flags else ''}; "
+            f"the cluster's nodes fit {fits}, the largest has {largest}")

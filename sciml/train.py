@@ -74,6 +74,12 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
                       min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision)
     resources = ResourceConfig(workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                                gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures)
+    if resources.workers == 0 and resources.use_gpu:
+        import torch
+
+        if not torch.cuda.is_available():  # local mode trains in this process
+            raise ValueError("gpus_per_worker: local mode (--workers 0) trains in this process, which sees no GPU; "
+                             "use --gpus-per-worker 0, or --workers >= 1 on a cluster with GPUs")
     if args.shares is not None and len(args.shares) != len(args.data):
         raise ValueError(f"shares: give one share per --data directory ({len(args.data)}), got {len(args.shares)}")
     shares = args.shares or [1.0] * len(args.data)
@@ -106,10 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
-    from sciml.ray_env import ensure_ray
+    from sciml.ray_env import ensure_ray, node_resources, shortfall, started_here
     from sciml.training.runner import TrackingRequest, run_training
 
     ensure_ray(args.address, quiet=resources.workers == 0)  # show DDP workers' progress
+    reason = shortfall({"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}, resources.workers,
+                       node_resources(), "--workers, --cpus-per-worker, --gpus-per-worker")
+    if reason and started_here():  # nothing would ever add a node: Train would wait forever
+        print(f"error: the embedded Ray cannot run this: {reason}; set --address or RAY_ADDRESS to a cluster "
+              "that can, or ask for less", file=sys.stderr)
+        return EXIT_USAGE
+    if reason:
+        print(f"waiting for the autoscaler: {reason}", file=sys.stderr)
     tracking = None if args.no_tracking else TrackingRequest(
         experiment=args.experiment, run_name=args.run_name or f"{cfg.recipe}-{cfg.model.label}",
         tags={"recipe": cfg.recipe, "preset": cfg.model.label, "lr": cfg.lr, "seed": cfg.seed,

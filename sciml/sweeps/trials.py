@@ -81,14 +81,12 @@ def trial_resources(settings: SweepSettings) -> dict[str, float]:
 
 
 def unschedulable_reason(settings: SweepSettings, nodes: list[dict[str, float]]) -> str | None:
-    """Why no node of the cluster can host one training process of a trial (None if one can)."""
-    need = {"CPU": float(settings.cpus_per_worker), "GPU": float(settings.gpus_per_worker)}
-    if any(all(node.get(name, 0.0) >= amount for name, amount in need.items() if amount) for node in nodes):
-        return None
-    largest = {name: max((node.get(name, 0.0) for node in nodes), default=0.0) for name in need}
-    return (f"each training process needs {need['CPU']:g} CPU and {need['GPU']:g} GPU "
-            f"(--cpus-per-worker, --gpus-per-worker), the largest node has {largest['CPU']:g} CPU and "
-            f"{largest['GPU']:g} GPU")
+    """Why the cluster's nodes cannot host the training processes of one trial (None if they can)."""
+    from sciml.ray_env import shortfall
+
+    return shortfall({"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker},
+                     max(settings.workers_per_trial, 1), nodes,
+                     "--cpus-per-worker, --gpus-per-worker, --workers-per-trial")
 
 
 def default_concurrency(settings: SweepSettings, cluster: dict[str, float]) -> int:

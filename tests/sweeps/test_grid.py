@@ -86,5 +86,11 @@ def test_unschedulable_reason_names_what_no_node_has():
     gpu = settings.with_overrides(gpus_per_worker=1.0)
     assert unschedulable_reason(gpu, [cpu_node, gpu_node]) is None
     reason = unschedulable_reason(gpu, [cpu_node])
-    assert "1 GPU" in reason and "largest node has 2 CPU and 0 GPU" in reason
+    assert "need 1 CPU and 1 GPU each" in reason and "largest has 2 CPU and 0 GPU" in reason
     assert unschedulable_reason(settings.with_overrides(cpus_per_worker=4), [cpu_node]) is not None
+
+
+def test_ddp_trials_count_every_worker():
+    ddp = profile_settings("q1", "smoke").with_overrides(workers_per_trial=2, cpus_per_worker=1)
+    assert unschedulable_reason(ddp, [{"CPU": 1.0}, {"CPU": 1.0}]) is None
+    assert "fit 2" in unschedulable_reason(ddp.with_overrides(workers_per_trial=3), [{"CPU": 1.0}, {"CPU": 1.5}])

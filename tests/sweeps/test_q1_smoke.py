@@ -131,5 +131,5 @@ def test_trials_no_node_of_the_embedded_ray_fits_exit_2_before_any_work(tmp_path
                              "--gpus-per-worker", "1", "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"),
                              "--no-tracking"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "needs 1 CPU and 1 GPU" in result.stderr and "RAY_ADDRESS" in result.stderr
+    assert "need 1 CPU and 1 GPU each" in result.stderr and "RAY_ADDRESS" in result.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()

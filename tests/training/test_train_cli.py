@@ -26,6 +26,8 @@ def _cli(*args, cwd, env=None, timeout=300):
     (["scratch", "--data", "no/such/dir"], "data"),
     (["scratch", "--data", "{pre}", "{adv}", "--shares", "1"], "shares"),
     (["scratch", "--data", "{pre}", "--workers", "-1"], "workers"),
+    pytest.param(["scratch", "--data", "{pre}", "--gpus-per-worker", "1"], "gpus_per_worker",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_bad_arguments_return_2_with_one_clear_line(args, field, small_datasets, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -39,6 +41,15 @@ def test_bad_arguments_return_2_with_one_clear_line(args, field, small_datasets,
 def test_the_process_exits_2(tmp_path):
     result = _cli("scratch", "--data", "no/such/dir", cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: data")
+
+
+def test_more_workers_than_the_embedded_ray_has_exits_2_before_any_work(small_datasets, tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}
+    result = _cli("scratch", "--data", small_datasets["pre"], "--width", "8", "--modes", "4", "--workers", "64",
+                  "--out", str(tmp_path / "out"), cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: the embedded Ray cannot run this: 64 training process(es) need 1 CPU each" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "mlruns.db").exists()
 
 
 def test_pretrain_then_evaluate_from_the_command_line(small_datasets, ray_address, tmp_path):
