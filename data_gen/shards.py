@@ -123,9 +123,7 @@ def _generated_batches(spec: SystemSpec, seed: int, resolution: int, plan: Shard
         columns = generate_examples(spec, seed, plan.split, np.arange(start, min(start + step, plan.stop)), resolution,
                                     source_rms=True)
         rejections += int(columns.pop("rejected").sum())
-        # What example_statistics gives for these columns (its rms is computed by the generator).
-        rms = columns.pop("source_rms")
-        stats.append((rms, np.abs(np.stack([np.asarray(columns[c], dtype=np.float64) for c in COEFF_COLUMNS], axis=1))))
+        stats.append(example_statistics(columns, rms=columns.pop("source_rms")))  # rms from the generator
         yield columns
     footer["rejections"] = str(rejections)
 

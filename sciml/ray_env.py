@@ -38,9 +38,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
     return ray.cluster_resources()
 
 
-def started_here() -> bool:
-    """Whether ensure_ray started an embedded Ray: no autoscaler will add nodes to it."""
-    return _STARTED_HERE
+class ClusterTooSmall(ValueError):
+    """Training processes that no node of the embedded (non-autoscaling) Ray can host."""
 
 
 def node_resources() -> list[dict[str, float]]:
@@ -48,6 +47,20 @@ def node_resources() -> list[dict[str, float]]:
     import ray
 
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def require_fit(need: dict[str, float], count: int, flags: str) -> str | None:
+    """Check that `count` processes needing `need` each fit the connected cluster's nodes.
+
+    On the embedded Ray nothing will ever add a node, so a shortfall raises ClusterTooSmall
+    (the work would wait forever); on a cluster it is returned, for the caller to say that
+    the work waits for the autoscaler. None when they fit.
+    """
+    reason = shortfall(need, count, node_resources(), flags)
+    if reason and _STARTED_HERE:
+        raise ClusterTooSmall(f"the embedded Ray cannot run this: {reason}; set RAY_ADDRESS (or --address) to a "
+                              "cluster that can, or ask for less")
+    return reason
 
 
 def shortfall(need: dict[str, float], count: int, nodes: list[dict[str, float]], flags: str = "") -> str | None:

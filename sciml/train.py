@@ -112,15 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
-    from sciml.ray_env import ensure_ray, node_resources, shortfall, started_here
+    from sciml.ray_env import ClusterTooSmall, ensure_ray, require_fit
     from sciml.training.runner import TrackingRequest, run_training
 
     ensure_ray(args.address, quiet=resources.workers == 0)  # show DDP workers' progress
-    reason = shortfall({"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}, resources.workers,
-                       node_resources(), "--workers, --cpus-per-worker, --gpus-per-worker")
-    if reason and started_here():  # nothing would ever add a node: Train would wait forever
-        print(f"error: the embedded Ray cannot run this: {reason}; set --address or RAY_ADDRESS to a cluster "
-              "that can, or ask for less", file=sys.stderr)
+    try:
+        reason = require_fit({"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}, resources.workers,
+                             "--workers, --cpus-per-worker, --gpus-per-worker")
+    except ClusterTooSmall as err:
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     if reason:
         print(f"waiting for the autoscaler: {reason}", file=sys.stderr)

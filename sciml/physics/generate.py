@@ -14,14 +14,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from sciml.data.manifest import field_rms
 from sciml.data.schema import COEFF_COLUMNS, COLUMNS, SPLITS
 
 from . import keyed_random
 from .constants import PSI_RTOL
 from .sources import SOURCE_DRAWS, amplitudes, build_sources, sample_sparsity, spectrum_power
 from .spec import SystemSpec
-from .spectral import (_advection_ratio, _drop_singular, _inverse_symbol, advection_ratio_moments,
-                       advection_solve_spectral, symbol_parts)
+from .spectral import (advection_ratio_moments, advection_ratio_squared_parts, advection_solve_spectral,
+                       drop_singular, inverse_symbol, symbol_parts)
 from .systems import REGISTRY, System
 
 CHUNK = 8  # examples per vectorized step (the working set then stays in a 1 MiB L2)
@@ -92,12 +93,11 @@ def _solve(spec: SystemSpec, system: System, u: np.ndarray, p: np.ndarray, n: in
         src = source[block]
         _, f_hat = build_sources(p[block], n, system.centre_source, out=src)
         if source_rms is not None:  # while the source is in cache
-            source_rms[block] = _rms(src)
+            source_rms[block] = field_rms(src)
         changed = _solve_chunk(system, {name: value[block] for name, value in terms.items()}, f_hat, n, src,
                                solution[block], out["psi"][block], out["accepted"][block])
-        if source_rms is not None:  # sources that lost a mode where the symbol is 0 were rebuilt
-            if changed.size:
-                source_rms[start + changed] = _rms(src[changed])
+        if source_rms is not None and changed.size:  # sources that lost a mode where the symbol is 0 were rebuilt
+            source_rms[start + changed] = field_rms(src[changed])
     if system.targets_psi:
         off = np.abs(out["psi"] / out["psi_target"] - 1.0) > PSI_RTOL
         if off.any():
@@ -134,14 +134,14 @@ def _solve_chunk(system: System, terms: dict[str, np.ndarray], f_hat: np.ndarray
         u_hat, changed = f_hat, np.empty(0, dtype=np.int64)
     else:
         real, imag = symbol_parts(terms, n)
-        inverse, zeros, parts = _inverse_symbol(real, imag, overwrite=True)
-        changed = np.flatnonzero(_drop_singular(f_hat, zeros))
+        inverse, zeros, parts = inverse_symbol(real, imag, overwrite=True)
+        changed = np.flatnonzero(drop_singular(f_hat, zeros))
         for row in changed:
             source[row] = np.fft.irfft2(f_hat[row], s=(n, n))
         u_hat = np.multiply(f_hat, inverse, out=f_hat)  # f_hat is not needed any more
     values = np.fft.irfft2(u_hat, s=(n, n))  # batched: the same numbers as one example at a time
     if system.targets_psi:
-        psi[...] = _advection_ratio(u_hat, parts["real2"], parts["imag2"])
+        psi[...] = advection_ratio_squared_parts(u_hat, parts["real2"], parts["imag2"])
     _store(system, values, solution, accepted)
     return changed
 
@@ -151,7 +151,7 @@ def _cached_inverses(terms: dict[str, np.ndarray], n: int) -> list[np.ndarray] |
 
     For systems whose coefficients take a few values (SYS-3: D and an integer omega), so that
     the symbol need not be rebuilt for every example. Everything in :func:`symbol_parts` and
-    :func:`_inverse_symbol` is elementwise per example, so an example's inverse computed alone
+    :func:`inverse_symbol` is elementwise per example, so an example's inverse computed alone
     is the one it gets in any batch, to the bit.
     """
     names = tuple(sorted(terms))
@@ -163,7 +163,7 @@ def _cached_inverses(terms: dict[str, np.ndarray], n: int) -> list[np.ndarray] |
 @lru_cache(maxsize=128)  # SYS-3(o1,o2): one entry per integer omega (a miss costs what the batch would)
 def _inverse_for(n: int, names: tuple[str, ...], values: tuple[float, ...]) -> np.ndarray | None:
     real, imag = symbol_parts({name: np.array([value]) for name, value in zip(names, values)}, n)
-    inverse, (mean_zero, singular), _ = _inverse_symbol(real, imag, overwrite=True)
+    inverse, (mean_zero, singular), _ = inverse_symbol(real, imag, overwrite=True)
     if mean_zero.any() or singular is not None:  # the general path drops those modes from f_hat
         return None
     inverse = inverse[0]
@@ -203,16 +203,6 @@ def _attempt(spec: SystemSpec, system: System, seed: int, split: int, indices: n
     fields = np.empty((2, len(indices), n, n))
     out = _solve(spec, system, u, p, n, fields[0], fields[1])
     out["source"], out["solution"] = fields[0], fields[1]
-    return out
-
-
-def _rms(fields: np.ndarray) -> np.ndarray:
-    """Root mean square of each stored field (B, n, n), accumulated in float64 (one conversion, a
-    dot product per field: the numbers of ``sciml.data.manifest.example_statistics``)."""
-    flat = fields.reshape(len(fields), fields[0].size if len(fields) else 0).astype(np.float64)
-    out = np.empty(len(fields))
-    for row, values in enumerate(flat):
-        out[row] = np.sqrt(values @ values / values.size)
     return out
 
 
@@ -279,7 +269,7 @@ def generate_examples(spec: SystemSpec, seed: int, split: str, indices, resoluti
     Returns the columns of ``sciml.data.schema.COLUMNS`` (fields float32 (B, n, n), the
     rest float64, index int64) plus 'rejected' (int64, SYS-3 redraws per example), and
     with ``source_rms`` 'source_rms': the rms of each stored (float32) source, accumulated
-    in float64 (the same numbers as ``sciml.data.manifest.example_statistics``), computed
+    in float64 (``sciml.data.manifest.field_rms``), computed
     while the rows are still in cache.
     """
     out = _examples(spec, seed, split, indices, resolution, np.float32, source_rms)

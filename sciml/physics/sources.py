@@ -75,15 +75,14 @@ def amplitudes(u: np.ndarray, sparsity: np.ndarray) -> np.ndarray:
     return p
 
 
-def build_sources(p: np.ndarray, n: int, centre: bool, out: np.ndarray | None = None,
-                  out_hat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def build_sources(p: np.ndarray, n: int, centre: bool, out: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Sources and their rfft2 for amplitudes p (B, 144), computed in float64.
 
     f <- f / max(f); if ``centre``, f <- f - mean(f) and the mean mode is set to exactly 0.
     Returns f (B, n, n) and f_hat (B, n, n//2 + 1). With ``out`` (B, n, n) of any float
     dtype, the last step writes f there (e.g. straight into a float32 output, rounding
-    the float64 values once) and ``out`` is returned as f; with ``out_hat`` (complex128),
-    f_hat is written there.
+    the float64 values once) and ``out`` is returned as f.
     """
     g = gaussian_matrix(n)
     gy, gx_t = spectral_gaussian_matrices(n)
@@ -91,7 +90,7 @@ def build_sources(p: np.ndarray, n: int, centre: bool, out: np.ndarray | None = 
     f = (g @ weights) @ g.T
     scale = 1.0 / f.max(axis=(1, 2))
     weights = weights * scale[:, None, None]
-    f_hat = np.matmul(gy @ weights, gx_t, out=out_hat)
+    f_hat = gy @ weights @ gx_t
     if out is None:
         out = f
     if centre:

@@ -106,7 +106,7 @@ def symbol_parts(coeffs: Mapping[str, object], n: int) -> tuple[np.ndarray, np.n
     return real, imag
 
 
-def _inverse_symbol(real: np.ndarray, imag: np.ndarray | None, overwrite: bool = False
+def inverse_symbol(real: np.ndarray, imag: np.ndarray | None, overwrite: bool = False
                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray | None], dict[str, np.ndarray]]:
     """1 / symbol, 0 on the Nyquist modes and where the symbol is 0; and those singular modes.
 
@@ -148,7 +148,7 @@ def _inverse_symbol(real: np.ndarray, imag: np.ndarray | None, overwrite: bool =
     return inverse, (mean_zero, singular), parts
 
 
-def _drop_singular(f_hat: np.ndarray, zeros: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
+def drop_singular(f_hat: np.ndarray, zeros: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
     """Zero f_hat where the symbol is 0 (in place); flags of the examples that lost a nonzero mode."""
     mean_zero, singular = zeros
     batch = f_hat.shape[:-2]
@@ -171,8 +171,8 @@ def solve_spectral(f_hat: np.ndarray, real: np.ndarray,
     (f_hat in place, SPEC 3). Returns (u_hat, changed) where ``changed`` (one flag per
     example) says that f_hat lost a nonzero mode, so the caller must rebuild f from it.
     """
-    inverse, zeros, _ = _inverse_symbol(real, imag)
-    changed = _drop_singular(f_hat, zeros)
+    inverse, zeros, _ = inverse_symbol(real, imag)
+    changed = drop_singular(f_hat, zeros)
     return f_hat * inverse, changed
 
 
@@ -213,11 +213,11 @@ def advection_ratio(u_hat: np.ndarray, real: np.ndarray, imag: np.ndarray) -> np
 
     ``real`` must be the diffusion part 4 pi^2 k^T K k alone (no omega term).
     """
-    return _advection_ratio(u_hat, real * real, imag * imag)
+    return advection_ratio_squared_parts(u_hat, real * real, imag * imag)
 
 
-def _advection_ratio(u_hat: np.ndarray, real2: np.ndarray, imag2: np.ndarray) -> np.ndarray:
-    """Psi from u_hat and the squared symbol parts (the same sums as :func:`advection_ratio`)."""
+def advection_ratio_squared_parts(u_hat: np.ndarray, real2: np.ndarray, imag2: np.ndarray) -> np.ndarray:
+    """:func:`advection_ratio` from the squared symbol parts (the solver has them already)."""
     n = u_hat.shape[-2]
     power = np.square(u_hat.real)
     square = np.square(u_hat.imag)

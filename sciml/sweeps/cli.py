@@ -68,7 +68,8 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
-    from sciml.sweeps.runner import ClusterTooSmall, SweepRunner, print_summary
+    from sciml.ray_env import ClusterTooSmall
+    from sciml.sweeps.runner import SweepRunner, print_summary
 
     try:
         outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()

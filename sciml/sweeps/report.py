@@ -76,7 +76,8 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
             lines += [f"![{label}]({os.path.basename(path)})", ""]
     if not summary.empty:
         lines += ["## Fine-tune vs scratch (median test relative L2)", "", markdown_table(summary), ""]
-    random_init = best[(best["recipe"] == "zeroshot") & (best["pretrain"] == "none")] if not best.empty else best
+    random_init = best if best.empty else best[(best["recipe"] == "zeroshot")
+                                                & (best["pretrain"] == plots.RANDOM_INIT)]
     for (task, preset), frame in random_init.groupby(["task", "preset"], sort=False):
         lines.append(f"A randomly initialised {preset} model scores {frame['test_rel_l2'].median():.3g} on {task}.")
     if not random_init.empty:

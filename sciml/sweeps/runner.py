@@ -27,15 +27,11 @@ from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, sh
 from sciml.sweeps.questions import Question
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.settings import SweepSettings
-from sciml.sweeps.trials import (RANDOM_INIT, TrialContext, TrialSpec, default_concurrency, run_trial, trial_resources,
-                                 unschedulable_reason)
+from sciml.sweeps.trials import (RANDOM_INIT, TrialContext, TrialSpec, default_concurrency, require_trial_fit,
+                                 run_trial, trial_resources)
 
 STATE_FILE = "sweep_state.json"
 MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
-
-
-class ClusterTooSmall(ValueError):
-    """The sweep's trials cannot be placed on the (non-autoscaling) cluster it runs on."""
 
 
 @dataclass(frozen=True)
@@ -102,14 +98,11 @@ class SweepRunner:
 
     # -- stages -------------------------------------------------------------------------
     def run(self) -> SweepOutcome:
-        from sciml.ray_env import ensure_ray, node_resources, started_here
+        from sciml.ray_env import ensure_ray
 
         cluster = ensure_ray()
         _log(f"{self.question.title}: profile {self.settings.profile}, cluster {dict(cluster)}")
-        reason = unschedulable_reason(self.settings, node_resources())
-        if reason and started_here():  # nothing would ever run: fail before any work
-            raise ClusterTooSmall(f"the embedded Ray cannot run these trials: {reason}; "
-                                  "set RAY_ADDRESS to a cluster that can, or lower them")
+        reason = require_trial_fit(self.settings)  # raises before any work where nothing would ever run
         if reason:
             _log(f"no node fits a trial yet ({reason}): trials wait for the autoscaler to add one")
         os.makedirs(self.out, exist_ok=True)

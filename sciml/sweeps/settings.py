@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-SYSTEMS = ("poisson", "advdiff", "helmholtz")
+from sciml.physics import SYSTEMS
 
 
 def _ints(name: str, values, low: int = 1) -> tuple[int, ...]:
