@@ -29,6 +29,8 @@ from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (RANDOM_INIT, TrialContext, TrialSpec, default_concurrency, require_trial_fit,
                                  run_trial, trial_resources)
+from sciml.sweeps.tune_state import repair as repair_tune_state
+from sciml.sweeps.tune_state import state_backup_callback
 
 STATE_FILE = "sweep_state.json"
 MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
@@ -179,6 +181,8 @@ class SweepRunner:
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(s))
         path = os.path.join(context.storage_path, name)
         concurrency = default_concurrency(s, cluster)
+        for action in repair_tune_state(path):
+            _log(f"{name}: {action}")
         if tune.Tuner.can_restore(path):
             _log(f"{name}: resuming the Tune experiment in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
@@ -190,7 +194,8 @@ class SweepRunner:
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
-                                          callbacks=[progress_callback(name, len(trials))],
+                                          callbacks=[progress_callback(name, len(trials)),
+                                                     state_backup_callback()],
                                           failure_config=tune.FailureConfig(max_failures=1)),
             )
         grid = tuner.fit()

@@ -25,10 +25,17 @@ def _trial_runs(client, state=None):
     return [r for r in runs if r.data.tags.get("kind") != "sweep" and (state is None or r.info.status == state)]
 
 
+def _break_tune_state(storage: Path) -> None:
+    """What a kill during Tune's background copy of its state leaves: truncated files."""
+    for pattern in ("experiment_state-*.json", "basic-variant-state-*.json"):
+        for state_file in storage.glob(f"downstream-*/{pattern}"):
+            state_file.write_bytes(state_file.read_bytes()[:7])
+
+
 def _terminated_in_tune_state(storage: Path) -> set[str]:
-    """Trial keys Tune had recorded as finished when the sweep was killed."""
+    """Trial keys finished in the last complete copy of Tune's state (what a resume restores)."""
     done = set()
-    for state_file in storage.glob("downstream-*/experiment_state-*.json"):
+    for state_file in storage.glob("downstream-*/experiment_state-*.json.complete"):
         for trial_json, _ in json.loads(state_file.read_text())["trial_data"]:
             trial = json.loads(trial_json)
             if trial["status"] == "TERMINATED":
@@ -56,6 +63,7 @@ def resumed_sweep(ray_address, tmp_path_factory):
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     before = _terminated_in_tune_state(work / "out" / "ray")
+    _break_tune_state(work / "out" / "ray")
     started = time.time()
     second = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     return {"work": work, "out": work / "out", "client": client, "before": before, "second": second,
@@ -66,6 +74,7 @@ def test_resumed_sweep_finishes_without_redoing_finished_trials(resumed_sweep):
     second, client = resumed_sweep["second"], resumed_sweep["client"]
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming the Tune experiment" in second.stdout
+    assert "restored from its last complete copy" in second.stdout
     assert "cached checkpoints reused" in second.stdout
     finished = [r.info.run_name for r in _trial_runs(client, "FINISHED")]
     assert len(resumed_sweep["before"]) >= 2
