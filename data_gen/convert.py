@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, canonical_hash, example_statistics, file_sha256,
-                                 is_complete,
-                                 load_manifest, normalization, read_split, software_versions, write_json_atomic)
+                                 is_complete, load_manifest, normalization, read_split, software_versions,
+                                 write_json_atomic)
 from sciml.data.schema import COEFF_COLUMNS, MANIFEST_NAME, SPLITS
 from sciml.physics import D, SystemSpec
 

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, is_complete, load_manifest, normalization,
-                                 software_versions,
-                                 write_json_atomic)
+                                 software_versions, write_json_atomic)
 from sciml.data.schema import MANIFEST_NAME, SPLITS
 from sciml.physics import SystemSpec
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-RANDOM_INIT = "none"
+from sciml.sweeps.trials import RANDOM_INIT  # noqa: E402  (the `pretrain` label the tables use)
 _STYLE = {"finetune": "-", "scratch": "--"}
 
 

@@ -10,6 +10,7 @@ from sciml.figures import plots
 from sciml.sweeps.questions import Question
 from sciml.sweeps.results import markdown_table
 from sciml.sweeps.settings import SweepSettings
+from sciml.sweeps.trials import RANDOM_INIT
 
 
 def _atomic_frame(frame: pd.DataFrame, path: str) -> str:
@@ -77,7 +78,7 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
     if not summary.empty:
         lines += ["## Fine-tune vs scratch (median test relative L2)", "", markdown_table(summary), ""]
     random_init = best if best.empty else best[(best["recipe"] == "zeroshot")
-                                                & (best["pretrain"] == plots.RANDOM_INIT)]
+                                                & (best["pretrain"] == RANDOM_INIT)]
     for (task, preset), frame in random_init.groupby(["task", "preset"], sort=False):
         lines.append(f"A randomly initialised {preset} model scores {frame['test_rel_l2'].median():.3g} on {task}.")
     if not random_init.empty:

@@ -83,23 +83,16 @@ def trial_resources(settings: SweepSettings) -> dict[str, float]:
 _TRIAL_FLAGS = "--cpus-per-worker, --gpus-per-worker, --workers-per-trial"
 
 
-def _trial_need(settings: SweepSettings) -> tuple[dict[str, float], int]:
+def trial_need(settings: SweepSettings) -> tuple[dict[str, float], int]:
     """What each training process of one trial needs, and how many there are."""
     return {"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker}, max(settings.workers_per_trial, 1)
-
-
-def unschedulable_reason(settings: SweepSettings, nodes: list[dict[str, float]]) -> str | None:
-    """Why these nodes cannot host the training processes of one trial (None if they can)."""
-    from sciml.ray_env import shortfall
-
-    return shortfall(*_trial_need(settings), nodes, _TRIAL_FLAGS)
 
 
 def require_trial_fit(settings: SweepSettings) -> str | None:
     """``ray_env.require_fit`` for one trial on the connected cluster."""
     from sciml.ray_env import require_fit
 
-    return require_fit(*_trial_need(settings), _TRIAL_FLAGS)
+    return require_fit(*trial_need(settings), _TRIAL_FLAGS)
 
 
 def default_concurrency(settings: SweepSettings, cluster: dict[str, float]) -> int:

@@ -43,7 +43,7 @@ def _complete(path: str, decode: Callable[[bytes], object]) -> bool:
         decode(data)
     except Exception:  # truncated or empty: any decoding error means unusable
         return False
-    return bool(data)
+    return True
 
 
 def _copy_atomically(source: str, target: str) -> None:
@@ -96,16 +96,10 @@ def state_backup_callback():
         def __init__(self):
             self._dirs: tuple[str, str] | None = None
 
-        def _remember(self, trial) -> None:
+        def on_trial_start(self, iteration, trials, trial, **info):  # no state worth keeping before one starts
             storage = trial.storage
             if storage.storage_filesystem.type_name == "local":
                 self._dirs = (storage.experiment_driver_staging_path, storage.experiment_fs_path)
-
-        def on_trial_add(self, iteration, trials, trial, **info):
-            self._remember(trial)
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self._remember(trial)
 
         def get_state(self):
             # Tune asks callbacks for their state right after it has written the

@@ -2,10 +2,11 @@
 
 import pytest
 
+from sciml.ray_env import shortfall
 from sciml.sweeps.profiles import profile_settings
 from sciml.sweeps.questions import MIXED, QUESTIONS
 from sciml.sweeps.runner import SweepRunner
-from sciml.sweeps.trials import RANDOM_INIT, unschedulable_reason
+from sciml.sweeps.trials import RANDOM_INIT, trial_need
 
 
 def _grid(key, **overrides):
@@ -77,6 +78,11 @@ def test_paper_profile_uses_the_paper_sizes():
     assert paper.resolution == 128 and paper.n_pretrain == 32768 and paper.epochs == 500
     assert paper.lrs == (1e-5, 5e-5, 1e-4, 5e-4, 1e-3) and paper.presets == ("64K", "1M", "16M", "256M")
     assert paper.n_values[0] == 8 and paper.n_values[-1] == 32768 and paper.gpus_per_worker == 1
+
+
+def unschedulable_reason(settings, nodes):
+    """Why these nodes cannot host one trial's training processes, as the sweep checks it."""
+    return shortfall(*trial_need(settings), nodes)
 
 
 def test_unschedulable_reason_names_what_no_node_has():

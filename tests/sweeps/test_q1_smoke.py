@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sciml.sweeps.tune_state import STATE_FILES
+
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ["question", "task", "shift", "preset", "n_params", "recipe", "n_train", "lr",
             "val_rel_l2", "test_rel_l2", "trial_id"]
@@ -27,7 +29,7 @@ def _trial_runs(client, state=None):
 
 def _break_tune_state(storage: Path) -> None:
     """What a kill during Tune's background copy of its state leaves: truncated files."""
-    for pattern in ("experiment_state-*.json", "basic-variant-state-*.json"):
+    for pattern in STATE_FILES:
         for state_file in storage.glob(f"downstream-*/{pattern}"):
             state_file.write_bytes(state_file.read_bytes()[:7])
 
