@@ -94,10 +94,14 @@ def check_resolution(field: str, value: Any) -> int:
     return int(value)
 
 
-def check_modes_fit(field: str, modes: int, resolution: int) -> None:
-    """SPEC 6: m Fourier modes per dimension need a grid of at least 2m (m <= n/2)."""
+def check_modes_fit(field: str, modes: int, resolution: int, *, model: str | None = None) -> None:
+    """SPEC 6: m Fourier modes per dimension need a grid of at least 2m (m <= n/2).
+
+    ``model`` names the model the modes belong to, where the field holds several.
+    """
     if 2 * modes > resolution:
-        raise ValueError(f"{field}: m={modes} must not exceed n/2={resolution // 2} for resolution {resolution} "
+        owner = f" ({model})" if model else ""
+        raise ValueError(f"{field}: m={modes}{owner} must not exceed n/2={resolution // 2} for resolution {resolution} "
                          f"(needs n >= {2 * modes})")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +61,13 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
     return write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def copy_file(source: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Copy ``source`` to ``final`` atomically (a reader never sees a partial copy); returns the final path."""
+    with atomic_path(final) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(final)
+
+
 def canonical_json(payload: Any) -> str:
     """JSON with sorted keys and no spaces: equal payloads give equal text."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -68,3 +76,15 @@ def canonical_json(payload: Any) -> str:
 def canonical_hash(payload: Any) -> str:
     """sha256 (hex) of :func:`canonical_json`: a content identity for settings and requests."""
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def cache_key(payload: Any, length: int = 12) -> str:
+    """A short sha256 prefix naming a cache entry (sweep datasets, pre-trained models) or deriving a seed.
+
+    Its JSON text is frozen as it was first written (default separators, values JSON cannot
+    hold as strings), not :func:`canonical_json`: existing cache directories and every
+    sweep dataset's seed are keyed by these exact bytes, so switching would silently
+    regenerate and retrain everything.
+    """
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
