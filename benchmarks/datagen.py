@@ -42,7 +42,8 @@ from data_gen import allocator  # noqa: E402
 from data_gen.parquet_writer import PYARROW_WRITE_OPTIONS  # noqa: E402
 from data_gen.parquet_writer import ShardFileWriter, reserve  # noqa: E402
 from data_gen.shards import ShardPlan, produce_shard, row_group_rows, write_shard  # noqa: E402
-from sciml.data.manifest import SHARD_HASH, example_statistics, file_sha256, new_digest  # noqa: E402
+from sciml.core.statistics import example_statistics  # noqa: E402
+from sciml.data.manifest import SHARD_HASH, file_sha256, new_digest  # noqa: E402
 from sciml.data.schema import arrow_schema, to_table  # noqa: E402
 from sciml.physics import SystemSpec, generate_examples  # noqa: E402
 from sciml.physics.reference import reference_examples  # noqa: E402

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from sciml.cli import OneLineParser, fail_for_field
+from sciml.core.checks import check_int
 from sciml.physics import SystemSpec
 
-from .cli import OneLineParser, fail_for_field
 from .directory import DatasetConflictError
 from .pipeline import generate_dataset
 from .request import GenerationRequest
@@ -39,8 +40,8 @@ def parse_args(argv: list[str] | None) -> tuple:
         spec = SystemSpec(args.system, args.range[0], args.range[1])
         request = GenerationRequest(spec, args.n_train, args.n_val, args.n_test, args.resolution, args.seed,
                                     args.shard_size)
-        if args.num_workers is not None and args.num_workers < 1:
-            raise ValueError(f"num_workers: must be an integer >= 1, got {args.num_workers}")
+        if args.num_workers is not None:
+            check_int("num_workers", args.num_workers, 1)
     except ValueError as error:
         fail_for_field(PROG, error, FLAGS)
     return args, request

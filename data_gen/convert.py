@@ -11,32 +11,36 @@ and for advection-diffusion ``other`` (n, 1) = Psi. Import then export gives bac
 
 from __future__ import annotations
 
-import datetime
-import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import h5py
 import numpy as np
 
-from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, canonical_hash, example_statistics, file_sha256,
-                                 is_complete, load_manifest, normalization, read_split, software_versions,
-                                 write_json_atomic)
-from sciml.data.schema import COEFF_COLUMNS, MANIFEST_NAME, SPLITS
-from sciml.physics import D, SystemSpec
+from sciml.cli import OneLineParser, fail_for_field
+from sciml.core.checks import check_choice, check_int, check_resolution
+from sciml.core.files import atomic_path, canonical_hash, write_json
+from sciml.core.layout import COEFF_COLUMNS, SPLITS
+from sciml.core.statistics import example_statistics
+from sciml.data.manifest import file_sha256, is_complete, load_manifest, read_split
+from sciml.data.schema import MANIFEST_NAME
+from sciml.physics import D, SYSTEMS, SystemSpec
 
-from .cli import OneLineParser, fail
 from .directory import DatasetConflictError, check_directory, clear_dataset
-from .shards import ShardPlan, plan_shards, temp_path, write_shard
+from .shards import ShardPlan, ShardResult, dataset_manifest, plan_shards, write_shard
 
 PROG = "python -m data_gen.convert"
 TENSOR_WIDTH = {"poisson": 3, "advdiff": 5, "helmholtz": 2}
 IMPORT_FORMAT = "paper-hdf5"
+# Which command-line flag names each field of the library's messages.
+FLAGS = {"system": "--system", "train": "--train", "val": "--val", "test": "--test", "files": "--train/--val/--test",
+         "value_range": "--range", "lo": "--range", "hi": "--range", "shard_size": "--shard-size",
+         "out_dir": "--out", "directory": "DIR", "out_prefix": "--out-prefix"}
 
 
 class BadInput(ValueError):
-    """Input that the command rejects before writing anything; the message starts with the argument."""
+    """Input rejected before anything is written; the message starts with the field (an argument name)."""
 
 
 # ---------------------------------------------------------------- paper layout <-> columns
@@ -72,26 +76,32 @@ def paper_from_columns(system: str, columns: dict[str, np.ndarray]) -> dict[str,
 
 # ---------------------------------------------------------------- import
 
-def _open_paper_file(flag: str, path: str, system: str) -> tuple[h5py.File, int, int]:
+def _open_paper_file(split: str, path: str, system: str) -> tuple[h5py.File, int, int]:
     """Open and check one HDF5 file; returns (file, rows, resolution)."""
+    if not Path(path).is_file():
+        raise BadInput(f"{split}: no such file {path}")
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
-        raise BadInput(f"{flag}: cannot read {path} as HDF5 ({error})") from None
+        raise BadInput(f"{split}: cannot read {path} as HDF5 ({error})") from None
     try:
         fields = handle.get("fields")
         tensor = handle.get("tensor")
         if not isinstance(fields, h5py.Dataset) or fields.ndim != 4 or fields.shape[1] != 2 \
-                or fields.shape[2] != fields.shape[3] or fields.shape[2] % 2 or fields.shape[2] < 8:
-            raise BadInput(f"{flag}: {path} needs 'fields' (n, 2, H, H) with H even >= 8")
+                or fields.shape[2] != fields.shape[3]:
+            raise BadInput(f"{split}: {path} needs 'fields' (n, 2, H, H)")
+        try:
+            check_resolution("H", fields.shape[2])
+        except ValueError as error:
+            raise BadInput(f"{split}: {path} 'fields' (n, 2, H, H): {error}") from None
         rows, width = fields.shape[0], TENSOR_WIDTH[system]
         if not isinstance(tensor, h5py.Dataset) or tensor.shape != (rows, width):
-            raise BadInput(f"{flag}: {path} needs 'tensor' ({rows}, {width}) for {system}, "
+            raise BadInput(f"{split}: {path} needs 'tensor' ({rows}, {width}) for {system}, "
                            f"got {getattr(tensor, 'shape', None)}")
         if system == "advdiff":
             other = handle.get("other")
             if not isinstance(other, h5py.Dataset) or other.shape != (rows, 1):
-                raise BadInput(f"{flag}: {path} needs 'other' ({rows}, 1) = Psi for advdiff")
+                raise BadInput(f"{split}: {path} needs 'other' ({rows}, 1) = Psi for advdiff")
     except BadInput:
         handle.close()
         raise
@@ -111,7 +121,7 @@ def _infer_range(system: str, handles: dict[str, h5py.File]) -> tuple[float, flo
             values.append(tensor[:, 1])
     values = np.concatenate(values)
     if values.size == 0:
-        raise BadInput("--range: no examples to infer it from; give --range LO HI")
+        raise BadInput("value_range: no examples to infer it from; give it explicitly")
     return float(values.min()), float(values.max())
 
 
@@ -125,79 +135,90 @@ def _paper_batches(system: str, handle: h5py.File, plan: ShardPlan, step: int,
         yield columns
 
 
+def _open_all(system: str, files: Mapping[str, str], handles: dict[str, h5py.File]) -> tuple[dict[str, int], int]:
+    """Open every split file into ``handles``; returns (rows per split, the common resolution)."""
+    resolution = None
+    counts = {split: 0 for split in SPLITS}
+    for split, path in files.items():
+        handles[split], counts[split], n = _open_paper_file(split, path, system)
+        if resolution not in (None, n):
+            raise BadInput(f"{split}: grid {n} differs from the other files' {resolution}")
+        resolution = n
+    if sum(counts.values()) == 0:
+        raise BadInput("files: the files hold no example")
+    return counts, resolution
+
+
+def _reuse_or_clear(directory: Path, content_hash: str, overwrite: bool) -> dict[str, Any] | None:
+    """The manifest if ``directory`` already holds this import; else an emptied directory and None."""
+    if not overwrite:
+        try:
+            check_directory(directory, content_hash)
+        except DatasetConflictError as error:
+            raise BadInput(str(error)) from None
+        if is_complete(directory):
+            return load_manifest(directory)
+    elif directory.exists() and not directory.is_dir():
+        raise BadInput(f"out_dir: {directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    clear_dataset(directory)
+    return None
+
+
+def _write_shards(directory: Path, system: str, handles: dict[str, h5py.File], counts: dict[str, int],
+                  shard_size: int, resolution: int, content_hash: str) -> list[ShardResult]:
+    results = []
+    for plan in plan_shards(counts, shard_size):
+        stats: list = []
+        footer = {"content_hash": content_hash, "split": plan.split, "start": str(plan.start),
+                  "stop": str(plan.stop), "rejections": "0"}
+        batches = _paper_batches(system, handles[plan.split], plan, shard_size, stats)
+        digest = write_shard(directory / plan.file, batches, resolution, footer, plan.rows)
+        results.append(ShardResult(plan, digest, 0, np.concatenate([s[0] for s in stats]),
+                                   np.concatenate([s[1] for s in stats])))
+    return results
+
+
 def import_paper(system: str, files: dict[str, str], out_dir: str | Path, *, value_range: tuple[float, float] | None
                  = None, shard_size: int = 1024, overwrite: bool = False) -> dict[str, Any]:
-    """Turn the paper's HDF5 split files into a dataset directory; returns its manifest."""
-    if system not in TENSOR_WIDTH:
-        raise BadInput(f"--system: must be one of {', '.join(TENSOR_WIDTH)}, got {system!r}")
+    """Turn the paper's HDF5 split files (``files``: split -> path) into a dataset directory; returns its manifest.
+
+    Every check runs before anything is written; a bad argument is a :class:`BadInput` naming its field.
+    """
+    try:
+        check_choice("system", system, SYSTEMS)
+        shard_size = check_int("shard_size", shard_size, 1)
+        for split in files:
+            check_choice("files", split, SPLITS)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
     if not files:
-        raise BadInput("--train: give at least one of --train, --val, --test")
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise BadInput(f"--shard-size: must be an integer >= 1, got {shard_size!r}")
+        raise BadInput("files: give at least one of the train, val and test files")
     handles: dict[str, h5py.File] = {}
     try:
-        resolution = None
-        counts = {split: 0 for split in SPLITS}
-        for split, path in files.items():
-            handles[split], counts[split], n = _open_paper_file(f"--{split}", path, system)
-            if resolution not in (None, n):
-                raise BadInput(f"--{split}: grid {n} differs from the other files' {resolution}")
-            resolution = n
-        if sum(counts.values()) == 0:
-            raise BadInput("--train: the files hold no example")
+        counts, resolution = _open_all(system, files, handles)
         lo, hi = value_range if value_range is not None else _infer_range(system, handles)
         try:
             spec = SystemSpec(system, lo, hi)
         except ValueError as error:
-            raise BadInput(f"--range: {str(error).partition(': ')[2]}") from None
+            raise BadInput(str(error)) from None
         sources = {split: {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
                    for split, path in files.items()}
         content_hash = canonical_hash({"format": IMPORT_FORMAT, "spec": spec.to_dict(), "resolution": resolution,
                                        "counts": counts, "files": {s: v["sha256"] for s, v in sources.items()}})
         directory = Path(out_dir)
-        if not overwrite:
-            try:
-                check_directory(directory, content_hash)
-            except DatasetConflictError as error:
-                raise BadInput(f"--out: {str(error).partition(': ')[2]}") from None
-            if is_complete(directory):
-                return load_manifest(directory)
-        elif directory.exists() and not directory.is_dir():
-            raise BadInput(f"--out: {directory} exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        clear_dataset(directory)
-        results = []
-        for plan in plan_shards(counts, shard_size):
-            stats: list = []
-            footer = {"content_hash": content_hash, "split": plan.split, "start": str(plan.start),
-                      "stop": str(plan.stop), "rejections": "0"}
-            digest = write_shard(directory / plan.file, _paper_batches(system, handles[plan.split], plan, shard_size,
-                                                                       stats), resolution, footer, plan.rows)
-            results.append((plan, digest, np.concatenate([s[0] for s in stats]),
-                            np.concatenate([s[1] for s in stats])))
+        done = _reuse_or_clear(directory, content_hash, overwrite)
+        if done is not None:
+            return done
+        results = _write_shards(directory, system, handles, counts, shard_size, resolution, content_hash)
     finally:
         for handle in handles.values():
             handle.close()
-    reference = next(split for split in SPLITS if counts[split] > 0)
-    ref = [r for r in results if r[0].split == reference]
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "name": spec.name,
-        "spec": {**spec.to_dict(), "diffusion": D,
-                 "imported": {"format": IMPORT_FORMAT, "files": sources, "range_inferred": value_range is None}},
-        "seed": None,
-        "resolution": resolution,
-        "counts": counts,
-        "shard_size": shard_size,
-        "normalization": normalization(np.concatenate([r[2] for r in ref]), np.concatenate([r[3] for r in ref])),
-        "rejections": {split: 0 for split in SPLITS},
-        "shards": {split: [{"file": p.file, "start": p.start, "stop": p.stop, "rows": p.rows, SHARD_HASH: digest}
-                           for p, digest, _, _ in results if p.split == split] for split in SPLITS},
-        "content_hash": content_hash,
-        "versions": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json_atomic(directory / MANIFEST_NAME, manifest)
+    record = {**spec.to_dict(), "diffusion": D,
+              "imported": {"format": IMPORT_FORMAT, "files": sources, "range_inferred": value_range is None}}
+    manifest = dataset_manifest(results, name=spec.name, spec=record, seed=None, resolution=resolution,
+                                counts=counts, shard_size=shard_size, content_hash=content_hash)
+    write_json(directory / MANIFEST_NAME, manifest)
     return manifest
 
 
@@ -208,28 +229,22 @@ def export_paper(directory: str | Path, out_prefix: str, *, overwrite: bool = Fa
     try:
         manifest = load_manifest(directory)
     except (OSError, ValueError) as error:
-        raise BadInput(f"DIR: {directory} is not a dataset directory ({error})") from None
+        raise BadInput(f"directory: {directory} is not a dataset directory ({error})") from None
     if not is_complete(directory):
-        raise BadInput(f"DIR: {directory} is not a complete dataset")
+        raise BadInput(f"directory: {directory} is not a complete dataset")
     system = manifest["spec"]["system"]
     targets = {split: Path(f"{out_prefix}_{split}.h5") for split in SPLITS}
     for path in targets.values():
         if not path.parent.is_dir():
-            raise BadInput(f"--out-prefix: directory {path.parent} does not exist")
+            raise BadInput(f"out_prefix: directory {path.parent} does not exist")
         if path.exists() and not overwrite:
-            raise BadInput(f"--out-prefix: {path} exists; remove it or pass --overwrite")
+            raise BadInput(f"out_prefix: {path} exists; remove it or overwrite it (--overwrite)")
     written = []
     for split, path in targets.items():
         arrays = paper_from_columns(system, read_split(directory, split))
-        tmp = temp_path(path)
-        try:
-            with h5py.File(tmp, "w") as handle:
-                for name, values in arrays.items():
-                    handle.create_dataset(name, data=values, dtype="<f4")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+            for name, values in arrays.items():
+                handle.create_dataset(name, data=values, dtype="<f4")
         written.append(str(path))
     return written
 
@@ -256,9 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "import":
             files = {split: getattr(args, split) for split in SPLITS if getattr(args, split) is not None}
-            for split, path in files.items():
-                if not Path(path).is_file():
-                    raise BadInput(f"--{split}: no such file {path}")
             manifest = import_paper(args.system, files, args.out, shard_size=args.shard_size, overwrite=args.overwrite,
                                     value_range=tuple(args.range) if args.range else None)
             print(f"{manifest['name']}: imported {manifest['counts']} into {args.out}")
@@ -266,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in export_paper(args.directory, args.out_prefix, overwrite=args.overwrite):
                 print(path)
     except BadInput as error:
-        fail(f"{PROG}: error: {error}")
+        fail_for_field(PROG, error, FLAGS)
     return 0
 
 

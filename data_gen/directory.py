@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from sciml.data.schema import MANIFEST_NAME, SPLITS
-
-from .shards import TEMP_SUFFIX
+from sciml.core.files import TEMP_SUFFIX
+from sciml.core.layout import SPLITS
+from sciml.data.schema import MANIFEST_NAME
 
 MARKER_NAME = ".generating.json"  # names the dataset being written while the manifest is absent
 _PART = re.compile(r"^part-(\d{5})\.parquet$")

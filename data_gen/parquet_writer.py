@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -348,14 +347,3 @@ def reserve(handle: BinaryIO, size: int) -> bool:
         return function is not None and function(handle.fileno(), 0, 0, size) == 0
     except (OSError, ValueError, AttributeError):  # no file descriptor (an in-memory stream)
         return False
-
-
-def write_parquet(path: str | os.PathLike, schema: pa.Schema, row_groups, metadata: Mapping[str, str] | None = None,
-                  algorithm: str = SHARD_HASH) -> str:
-    """Write ``row_groups`` (mappings of numpy columns) to ``path``; return the file's hash (``algorithm``)."""
-    with open(path, "wb") as handle:
-        writer = ShardFileWriter(handle, schema, algorithm)
-        for columns in row_groups:
-            writer.write_row_group(columns)
-        return writer.close(metadata)
-

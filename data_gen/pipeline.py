@@ -8,21 +8,22 @@ dataset and its rows) and regenerates the rest, with the same bytes.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sciml.data.manifest import (FORMAT_VERSION, SHARD_HASH, is_complete, load_manifest, normalization,
-                                 software_versions, write_json_atomic)
-from sciml.data.schema import MANIFEST_NAME, SPLITS
+from sciml.core.checks import check_int
+from sciml.core.files import write_json
+from sciml.core.layout import N_COEFFS, SPLITS
+from sciml.data.manifest import is_complete, load_manifest
+from sciml.data.schema import MANIFEST_NAME
 from sciml.physics import SystemSpec
 
 from . import allocator
 from .directory import MARKER_NAME, DatasetConflictError, check_directory, clear_dataset, remove_strays
 from .request import GenerationRequest
-from .shards import ShardPlan, ShardResult, plan_shards, produce_shard
+from .shards import ShardPlan, ShardResult, dataset_manifest, plan_shards, produce_shard
 
 
 def check_output(request: GenerationRequest, out_dir: str | Path, overwrite: bool) -> dict[str, Any] | None:
@@ -82,32 +83,15 @@ def _run_shards(plans: list[ShardPlan], request: GenerationRequest, directory: P
     results = []
     for plan in plans:
         row = by_key[(plan.split, plan.start)]
-        stats = np.frombuffer(row["stats"], dtype=np.float64).reshape(plan.rows, 7)
+        stats = np.frombuffer(row["stats"], dtype=np.float64).reshape(plan.rows, 1 + N_COEFFS)
         results.append(ShardResult(plan, str(row["digest"]), int(row["rejections"]), stats[:, 0], stats[:, 1:]))
     return results
 
 
 def build_manifest(request: GenerationRequest, results: list[ShardResult]) -> dict[str, Any]:
-    reference = next(split for split in SPLITS if request.counts[split] > 0)  # train, else val, else test
-    ref_results = [r for r in results if r.plan.split == reference]
-    norm = normalization(np.concatenate([r.rms for r in ref_results]),
-                         np.concatenate([r.abs_coeffs for r in ref_results]))
-    return {
-        "format_version": FORMAT_VERSION,
-        "name": request.spec.name,
-        "spec": request.spec_record(),
-        "seed": request.seed,
-        "resolution": request.resolution,
-        "counts": request.counts,
-        "shard_size": request.shard_size,
-        "normalization": norm,
-        "rejections": {split: sum(r.rejections for r in results if r.plan.split == split) for split in SPLITS},
-        "shards": {split: [{"file": r.plan.file, "start": r.plan.start, "stop": r.plan.stop, "rows": r.plan.rows,
-                            SHARD_HASH: r.digest} for r in results if r.plan.split == split] for split in SPLITS},
-        "content_hash": request.content_hash,
-        "versions": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return dataset_manifest(results, name=request.spec.name, spec=request.spec_record(), seed=request.seed,
+                            resolution=request.resolution, counts=request.counts, shard_size=request.shard_size,
+                            content_hash=request.content_hash)
 
 
 def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_workers: int | None = None,
@@ -115,9 +99,8 @@ def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_wor
     """Generate (or finish, or just return) the dataset ``request`` in ``out_dir``; returns its manifest."""
     if not isinstance(request, GenerationRequest):
         raise TypeError(f"request: expected a GenerationRequest, got {type(request).__name__}")
-    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
-                                    or num_workers < 1):
-        raise ValueError(f"num_workers: must be an integer >= 1, got {num_workers!r}")
+    if num_workers is not None:
+        check_int("num_workers", num_workers, 1)
     done = check_output(request, out_dir, overwrite)
     if done is not None:
         return done
@@ -125,11 +108,23 @@ def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_wor
     directory.mkdir(parents=True, exist_ok=True)
     if overwrite:
         clear_dataset(directory)
-    write_json_atomic(directory / MARKER_NAME, {"name": request.spec.name, "content_hash": request.content_hash})
+    write_json(directory / MARKER_NAME, {"name": request.spec.name, "content_hash": request.content_hash})
     plans = plan_shards(request.counts, request.shard_size)
     remove_strays(directory, {split: sum(p.split == split for p in plans) for split in SPLITS})
     results = _run_shards(plans, request, directory, num_workers, address, progress)
     manifest = build_manifest(request, results)
-    write_json_atomic(directory / MANIFEST_NAME, manifest)
+    write_json(directory / MANIFEST_NAME, manifest)
     (directory / MARKER_NAME).unlink(missing_ok=True)
     return manifest
+
+
+def ensure_dataset(spec: SystemSpec, directory: str | Path, *, n_train: int, n_val: int, n_test: int,
+                   resolution: int, seed: int, shard_size: int) -> dict[str, Any]:
+    """The dataset in ``directory``, generated or reused by content; returns its manifest.
+
+    The one door from orchestration (the sweep runner) into generation: callers name what
+    they need and never see requests, shards or Ray Data.
+    """
+    request = GenerationRequest(spec=spec, n_train=n_train, n_val=n_val, n_test=n_test, resolution=resolution,
+                                seed=seed, shard_size=shard_size)
+    return generate_dataset(request, directory)

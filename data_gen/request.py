@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from sciml.data.manifest import canonical_hash
+from sciml.core.checks import check_int, check_resolution, check_seed
+from sciml.core.files import canonical_hash
 from sciml.physics import GENERATOR_VERSION, SystemSpec, physical_constants
-
-
-def _check_int(field: str, value: Any, minimum: int, allowed: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{field}: must be {allowed}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -31,19 +26,12 @@ class GenerationRequest:
         if not isinstance(self.spec, SystemSpec):
             raise ValueError(f"spec: must be a SystemSpec, got {type(self.spec).__name__}")
         for field in ("n_train", "n_val", "n_test"):
-            _check_int(field, getattr(self, field), 0, "an integer >= 0")
-            object.__setattr__(self, field, int(getattr(self, field)))
+            object.__setattr__(self, field, check_int(field, getattr(self, field), 0))
         if self.n_train + self.n_val + self.n_test == 0:
             raise ValueError("n_train: the three splits hold no example; ask for at least one")
-        _check_int("resolution", self.resolution, 8, "an even integer >= 8")
-        if self.resolution % 2:
-            raise ValueError(f"resolution: must be an even integer >= 8, got {self.resolution!r}")
-        _check_int("seed", self.seed, 0, "an integer in [0, 2**64)")
-        if self.seed >= 2**64:
-            raise ValueError(f"seed: must be an integer in [0, 2**64), got {self.seed!r}")
-        _check_int("shard_size", self.shard_size, 1, "an integer >= 1")
-        for field in ("resolution", "seed", "shard_size"):
-            object.__setattr__(self, field, int(getattr(self, field)))
+        object.__setattr__(self, "resolution", check_resolution("resolution", self.resolution))
+        object.__setattr__(self, "seed", check_seed("seed", self.seed))
+        object.__setattr__(self, "shard_size", check_int("shard_size", self.shard_size, 1))
 
     @property
     def counts(self) -> dict[str, int]:

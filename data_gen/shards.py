@@ -1,4 +1,4 @@
-"""Shards: which rows each file holds, and writing or re-validating one file.
+"""Shards: which rows each file holds, writing or re-validating one file, and the manifest listing them.
 
 A shard is ``DIR/<split>/part-NNNNN.parquet`` with the rows [start, stop) of its split,
 sorted by index, in row groups of a fixed size. It is written under a temporary name in
@@ -11,24 +11,25 @@ was produced.
 
 from __future__ import annotations
 
-import os
-import uuid
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from sciml.data.manifest import example_statistics, file_hash
-from sciml.data.schema import COEFF_COLUMNS, SPLITS, arrow_schema, shard_name, table_to_numpy
+from sciml.core.files import atomic_path
+from sciml.core.layout import COEFF_COLUMNS, SPLITS
+from sciml.core.statistics import example_statistics, normalization
+from sciml.data.manifest import FORMAT_VERSION, SHARD_HASH, file_hash, software_versions
+from sciml.data.schema import arrow_schema, shard_name, table_to_numpy
 from sciml.physics import SystemSpec, generate_examples
 
 from .parquet_writer import ShardFileWriter, expected_size, reserve
 
 _FIELD_BYTES_PER_GROUP = 16 << 20  # per field column: bounds the memory of one row group
 _META_PREFIX = "sciml."
-TEMP_SUFFIX = ".tmp"
 
 
 def row_group_rows(resolution: int) -> int:
@@ -69,10 +70,6 @@ class ShardResult:
     abs_coeffs: np.ndarray  # (rows, 6) in COEFF_COLUMNS order
 
 
-def temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
-
-
 def write_shard(final: Path, batches: Iterable[Mapping[str, np.ndarray]], resolution: int,
                 footer: Mapping[str, str], rows: int | None = None) -> str:
     """Write column batches (one row group each) as ``final`` atomically; return its content hash.
@@ -81,22 +78,15 @@ def write_shard(final: Path, batches: Iterable[Mapping[str, np.ndarray]], resolu
     read after the batches are consumed, so a generator may fill it in as it goes. With
     ``rows`` (the total), the file's disk space is reserved up front (see ``reserve``).
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(final)
     schema = arrow_schema(resolution)
-    try:
-        with open(tmp, "wb") as handle:
-            reserved = rows is not None and reserve(handle, expected_size(schema, rows))
-            writer = ShardFileWriter(handle, schema)
-            for columns in batches:
-                writer.write_row_group(columns)
-            digest = writer.close({_META_PREFIX + k: str(v) for k, v in footer.items()})
-            if reserved:
-                handle.truncate()  # at the end of what was written: drop the rest of the reservation
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(final) as tmp, open(tmp, "wb") as handle:
+        reserved = rows is not None and reserve(handle, expected_size(schema, rows))
+        writer = ShardFileWriter(handle, schema)
+        for columns in batches:
+            writer.write_row_group(columns)
+        digest = writer.close({_META_PREFIX + k: str(v) for k, v in footer.items()})
+        if reserved:
+            handle.truncate()  # at the end of what was written: drop the rest of the reservation
     return digest
 
 
@@ -145,3 +135,33 @@ def produce_shard(directory: Path, plan: ShardPlan, spec: SystemSpec, seed: int,
     rms = np.concatenate([s[0] for s in stats])
     abs_coeffs = np.concatenate([s[1] for s in stats])
     return ShardResult(plan, digest, int(footer["rejections"]), rms, abs_coeffs)
+
+
+def dataset_manifest(results: Sequence[ShardResult], *, name: str, spec: Mapping[str, Any], seed: int | None,
+                     resolution: int, counts: Mapping[str, int], shard_size: int, content_hash: str
+                     ) -> dict[str, Any]:
+    """The manifest of a dataset made of ``results`` (generated or imported), keys in MANIFEST_KEYS order.
+
+    The normalization statistics come from the first split that holds examples (train,
+    else val, else test): SPEC 5 takes them from the training data.
+    """
+    reference = next(split for split in SPLITS if counts[split] > 0)
+    ref_results = [r for r in results if r.plan.split == reference]
+    norm = normalization(np.concatenate([r.rms for r in ref_results]),
+                         np.concatenate([r.abs_coeffs for r in ref_results]))
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "spec": dict(spec),
+        "seed": seed,
+        "resolution": resolution,
+        "counts": dict(counts),
+        "shard_size": shard_size,
+        "normalization": norm,
+        "rejections": {split: sum(r.rejections for r in results if r.plan.split == split) for split in SPLITS},
+        "shards": {split: [{"file": r.plan.file, "start": r.plan.start, "stop": r.plan.stop, "rows": r.plan.rows,
+                            SHARD_HASH: r.digest} for r in results if r.plan.split == split] for split in SPLITS},
+        "content_hash": content_hash,
+        "versions": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,4 +1,4 @@
-"""In-memory examples and the model's seven-channel input layout (SPEC section 4)."""
+"""In-memory examples and the model's input channels (SPEC section 4, ``sciml.core.layout.CHANNELS``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from sciml.data.manifest import example_statistics
-from sciml.data.schema import COEFF_COLUMNS
+from sciml.core.layout import COEFF_COLUMNS
+from sciml.core.statistics import example_statistics
 
 
 @dataclass
@@ -78,7 +78,7 @@ class FieldSet:
 
 
 def assemble_inputs(source: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-    """Stack (B, n, n) sources and (B, 6) constant coefficients into (B, 7, n, n)."""
+    """Stack (B, n, n) sources and (B, 6) constant coefficients into (B, 7, n, n): core.layout.CHANNELS."""
     batch, n = source.shape[0], source.shape[-1]
     grid = coeffs[:, :, None, None].expand(batch, coeffs.shape[1], n, n)
     return torch.cat([source.unsqueeze(1), grid], dim=1)

@@ -1,7 +1,8 @@
-"""Reading (and atomically writing) a dataset directory's ``manifest.json``; no Ray needed.
+"""Reading a dataset directory's ``manifest.json`` and its shards; no Ray needed.
 
 The manifest lists each split's shards in index order; a dataset is complete when its
 manifest exists and every listed shard file is present. Readers use plain pyarrow.
+``data_gen`` writes it (``data_gen.shards.dataset_manifest``, exactly MANIFEST_KEYS).
 
 Each shard entry carries a content hash of the shard file's bytes under a key that names
 the algorithm: ``"xxh3_128"`` (XXH3, 128 bits, hex of the canonical big-endian digest) in
@@ -17,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,7 +25,11 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow.parquet as pq
 
-from .schema import COEFF_COLUMNS, COLUMNS, FIELD_COLUMNS, MANIFEST_NAME, SPLITS, table_to_numpy
+from sciml.core.checks import check_choice, check_int
+from sciml.core.layout import COLUMNS, FIELD_COLUMNS, SPLITS
+from sciml.core.statistics import normalization  # noqa: F401  re-export until sciml.training moves over
+
+from .schema import MANIFEST_NAME, table_to_numpy
 
 FORMAT_VERSION = 1
 # The shard content hash written now: its algorithm, which is also its key in a shard entry.
@@ -33,12 +37,6 @@ SHARD_HASH = "xxh3_128"
 SHARD_HASHES = ("xxh3_128", "sha256")  # the algorithms a shard entry may name (older datasets: sha256)
 MANIFEST_KEYS = ("format_version", "name", "spec", "seed", "resolution", "counts", "shard_size",
                  "normalization", "rejections", "shards", "content_hash", "versions", "created")
-
-
-def canonical_hash(payload: Any) -> str:
-    """sha256 of the canonical JSON (sorted keys, no spaces) of ``payload``."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def new_digest(algorithm: str = SHARD_HASH):
@@ -91,51 +89,6 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def normalization(rms: np.ndarray, abs_coeffs: np.ndarray) -> dict[str, Any]:
-    """SPEC 5 statistics: f_ref = median rms(f_i); c_ref[j] = median |c_ij| (1.0 where that is 0)."""
-    rms = np.asarray(rms, dtype=np.float64)
-    abs_coeffs = np.asarray(abs_coeffs, dtype=np.float64).reshape(-1, len(COEFF_COLUMNS))
-    if rms.size == 0:
-        raise ValueError("normalization: no examples to compute statistics from")
-    c_ref = np.median(abs_coeffs, axis=0)
-    c_ref = np.where(c_ref == 0, 1.0, c_ref)
-    return {"f_ref": float(np.median(rms)), "c_ref": [float(c) for c in c_ref], "norm": "rms"}
-
-
-def field_rms(fields: np.ndarray) -> np.ndarray:
-    """Root mean square of each stored field (B, n, n), accumulated in float64: one dot product per field."""
-    out = np.empty(len(fields))
-    for start in range(0, len(fields), 8):  # a few rows at a time: no float64 copy of a whole block
-        block = fields[start:start + 8]
-        for row, values in enumerate(block.reshape(len(block), -1).astype(np.float64), start):
-            out[row] = np.sqrt(values @ values / values.size)
-    return out
-
-
-def example_statistics(columns: Mapping[str, np.ndarray], rms: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Per example: rms of the stored (float32) source (``field_rms``; pass ``rms`` where it is
-    already known), and |coefficients|."""
-    rms = field_rms(columns["source"]) if rms is None else rms
-    abs_coeffs = np.abs(np.stack([np.asarray(columns[c], dtype=np.float64) for c in COEFF_COLUMNS], axis=1))
-    return rms, abs_coeffs
-
-
-def write_json_atomic(path: str | os.PathLike, payload: Mapping[str, Any]) -> None:
-    """Write JSON through a temporary file in the same directory and rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     path = Path(directory) / MANIFEST_NAME
     with open(path) as handle:
@@ -146,8 +99,7 @@ def load_manifest(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_split(manifest: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
-    if split not in SPLITS:
-        raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_choice("split", split, SPLITS)
     return sorted(manifest["shards"][split], key=lambda shard: shard["start"])
 
 
@@ -157,8 +109,7 @@ def split_files(directory: str | os.PathLike, split: str, limit: int | None = No
     manifest = load_manifest(directory)
     shards = _check_split(manifest, split)
     if limit is not None:
-        if limit < 0:
-            raise ValueError(f"limit: must be >= 0, got {limit}")
+        limit = check_int("limit", limit, 0)
         shards = [s for s in shards if s["start"] < limit]
     return [str(directory / s["file"]) for s in shards]
 
@@ -171,8 +122,8 @@ def read_split(directory: str | os.PathLike, split: str, limit: int | None = Non
     directory = Path(directory).resolve()
     manifest = load_manifest(directory)
     shards = _check_split(manifest, split)
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit: must be >= 0, got {limit}")
+    if limit is not None:
+        check_int("limit", limit, 0)
     total = manifest["counts"][split]
     wanted = total if limit is None else min(int(limit), total)
     parts: list[dict[str, np.ndarray]] = []

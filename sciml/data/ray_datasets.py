@@ -8,8 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
+from sciml.core.checks import check_choice, check_number
+from sciml.core.layout import SPLITS
 from sciml.data.manifest import load_manifest, split_files
-from sciml.data.schema import SPLITS
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,7 @@ class DataSource:
     share: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (self.share > 0 and math.isfinite(self.share)):
-            raise ValueError(f"share: must be a finite number > 0, got {self.share}")
+        check_number("share", self.share, 0, low_open=True)
 
 
 def split_counts(sources: Sequence[DataSource], split: str, total: int | None) -> list[int]:
@@ -29,8 +29,7 @@ def split_counts(sources: Sequence[DataSource], split: str, total: int | None) -
 
     The first rows by index are taken, so a smaller selection nests in a larger one.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
     available = [split_total(s.path, split) for s in sources]
     weights = [s.share / sum(s.share for s in sources) for s in sources]
     if total is None:

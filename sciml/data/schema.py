@@ -1,4 +1,4 @@
-"""The one on-disk layout of a dataset: Parquet columns, channel order, manifest keys.
+"""The one on-disk layout of a dataset: Parquet columns and types, shard and manifest names.
 
 A dataset directory holds ``{train,val,test}/part-NNNNN.parquet`` and ``manifest.json``.
 Fields are Arrow's canonical ``arrow.fixed_shape_tensor`` (not Ray's extension type),
@@ -12,14 +12,8 @@ from typing import Mapping
 import numpy as np
 import pyarrow as pa
 
-SPLITS = ("train", "val", "test")
-
-# Constant PDE coefficients, in model-channel order (SPEC section 4).
-COEFF_COLUMNS = ("k11", "k22", "k12", "v1", "v2", "omega")
-# Model input channels: the source followed by the broadcast coefficients.
-CHANNELS = ("f",) + COEFF_COLUMNS
-FIELD_COLUMNS = ("source", "solution")
-COLUMNS = ("index",) + FIELD_COLUMNS + COEFF_COLUMNS + ("psi", "sparsity")
+# The columns are the examples' own (sciml.core.layout): storage only chooses their Arrow types.
+from sciml.core.layout import COEFF_COLUMNS, COLUMNS, FIELD_COLUMNS
 
 MANIFEST_NAME = "manifest.json"
 

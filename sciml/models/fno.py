@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from sciml.core.checks import check_number, check_numbers
+from sciml.core.layout import IN_CHANNELS, N_COEFFS
 from sciml.models.layers import Pointwise, SpectralConv2d, check_resolution
 from sciml.models.presets import resolve, spectral_param_count
 
-# [f, k11, k22, k12, v1, v2, omega]: sciml.data.schema.CHANNELS (not imported: that needs pyarrow).
-IN_CHANNELS = 7
-N_COEFFS = IN_CHANNELS - 1
-
 
 class FNO(nn.Module):
-    """Lift 7 -> d, ``layers`` blocks act(K_l x + W_l x), project d -> 2d -> 1 (SPEC section 6).
+    """Lift IN_CHANNELS (7) -> d, ``layers`` blocks act(K_l x + W_l x), project d -> 2d -> 1 (SPEC section 6).
 
     GELU activations, none after the last block. ``forward`` takes raw physical inputs
     ``(B, 7, n, n)`` and normalizes them per instance with the buffers ``f_ref`` and
@@ -59,14 +56,11 @@ class FNO(nn.Module):
 
     def set_normalization(self, f_ref: float, c_ref: Sequence[float]) -> None:
         """Set the pre-training statistics (SPEC section 5); they travel with ``state_dict``."""
-        f_ref = float(f_ref)
-        if not (math.isfinite(f_ref) and f_ref > 0):
-            raise ValueError(f"f_ref must be finite and > 0, got {f_ref!r}")
+        f_ref = check_number("f_ref", float(f_ref), 0, low_open=True)
         values = [float(c) for c in c_ref]
         if len(values) != N_COEFFS:
-            raise ValueError(f"c_ref must have {N_COEFFS} entries (k11..omega), got {len(values)}")
-        if not all(math.isfinite(c) and c > 0 for c in values):
-            raise ValueError(f"c_ref entries must be finite and > 0, got {values}")
+            raise ValueError(f"c_ref: must have {N_COEFFS} entries (k11..omega), got {len(values)}")
+        values = list(check_numbers("c_ref", values, 0, low_open=True))
         with torch.no_grad():
             self.f_ref.fill_(f_ref)
             self.c_ref.copy_(torch.tensor(values))
@@ -77,7 +71,7 @@ class FNO(nn.Module):
         An all-zero f has no scale: s_i = 1 there instead of dividing by zero.
         """
         if x.dim() != 4 or x.shape[1] != IN_CHANNELS:
-            raise ValueError(f"x must have shape (B, {IN_CHANNELS}, n, n), got {tuple(x.shape)}")
+            raise ValueError(f"x: must have shape (B, {IN_CHANNELS}, n, n), got {tuple(x.shape)}")
         rms = x[:, 0].square().mean(dim=(-2, -1)).sqrt()
         s = torch.where(rms > 0, rms / self.f_ref, torch.ones_like(rms))
         channel_ref = torch.cat([torch.ones_like(self.c_ref[:1]), self.c_ref]).to(x.dtype)

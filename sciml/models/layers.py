@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sciml.core.checks import check_modes_fit
+
 # (ny, nx, m, device, dtype) -> (fx, g, h, fi); see _make_bases. Small: O(n m) each.
 _BASES: dict[tuple, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
 
@@ -76,10 +78,8 @@ def dft_bases(ny: int, nx: int, m: int, device: torch.device, dtype: torch.dtype
 
 
 def check_resolution(ny: int, nx: int, modes: int) -> None:
-    if 2 * modes > min(ny, nx):
-        raise ValueError(
-            f"modes m={modes} must not exceed n/2 for a {ny}x{nx} grid (needs n >= {2 * modes})"
-        )
+    """The m <= n/2 rule (core.checks.check_modes_fit) on an input's grid, at run time."""
+    check_modes_fit("modes", modes, min(ny, nx))
 
 
 def _accumulable(t: Tensor, dtype: torch.dtype) -> bool:

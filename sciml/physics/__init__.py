@@ -1,6 +1,8 @@
 """The science: sources, the three PDE systems and their spectral solver (SPEC 1-5).
 
-Pure numpy, no Ray. ``generate_examples`` is the entry point for dataset generation.
+Pure numpy: no storage, torch or Ray (tests/test_architecture.py). The names it shares
+with storage and models (splits, coefficients, channels) come from ``sciml.core.layout``.
+``generate_examples`` is the entry point for dataset generation.
 """
 
 from .constants import D, GENERATOR_VERSION, physical_constants

@@ -14,8 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from sciml.data.manifest import field_rms
-from sciml.data.schema import COEFF_COLUMNS, COLUMNS, SPLITS
+from sciml.core.checks import check_choice, check_resolution, check_seed
+from sciml.core.layout import COEFF_COLUMNS, COLUMNS, SPLIT_KEYS, SPLITS
+from sciml.core.statistics import field_rms
 
 from . import keyed_random
 from .constants import PSI_RTOL
@@ -32,13 +33,9 @@ MAX_ATTEMPTS = 1000  # SYS-3 redraws per example before giving up
 def validate_request(spec: SystemSpec, seed: int, split: str, resolution: int) -> None:
     if not isinstance(spec, SystemSpec):
         raise TypeError(f"spec: expected a SystemSpec, got {type(spec).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) \
-            or resolution < 8 or resolution % 2:
-        raise ValueError(f"resolution: must be an even integer >= 8, got {resolution!r}")
+    check_seed("seed", seed)
+    check_choice("split", split, SPLITS)
+    check_resolution("resolution", resolution)
 
 
 def _indices(indices) -> np.ndarray:
@@ -211,7 +208,7 @@ def _examples(spec: SystemSpec, seed: int, split: str, indices, resolution: int,
     validate_request(spec, seed, split, resolution)
     indices = _indices(indices)
     system = REGISTRY[spec.system]
-    split_id = SPLITS.index(split)
+    split_id = SPLIT_KEYS[split]
     count, n = len(indices), int(resolution)
     sparsity = sample_sparsity(int(seed), keyed_random.stream_id(spec.name), split_id, indices)
     out = {"index": indices, "sparsity": sparsity,
@@ -266,11 +263,11 @@ def generate_examples(spec: SystemSpec, seed: int, split: str, indices, resoluti
                       source_rms: bool = False) -> dict[str, np.ndarray]:
     """Examples ``indices`` (0-based within ``split``) of the dataset (spec, seed) at ``resolution``.
 
-    Returns the columns of ``sciml.data.schema.COLUMNS`` (fields float32 (B, n, n), the
+    Returns the columns of ``sciml.core.layout.COLUMNS`` (fields float32 (B, n, n), the
     rest float64, index int64) plus 'rejected' (int64, SYS-3 redraws per example), and
     with ``source_rms`` 'source_rms': the rms of each stored (float32) source, accumulated
-    in float64 (``sciml.data.manifest.field_rms``), computed
-    while the rows are still in cache.
+    in float64 (``sciml.core.statistics.field_rms``), computed while the rows are still
+    in cache.
     """
     out = _examples(spec, seed, split, indices, resolution, np.float32, source_rms)
     del out["psi_target"]

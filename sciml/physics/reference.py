@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sciml.data.schema import COEFF_COLUMNS, SPLITS
+from sciml.core.layout import COEFF_COLUMNS, SPLIT_KEYS
 
 from . import keyed_random
 from .constants import LATTICE_SIDE, SIGMA, lattice_centres
@@ -45,7 +45,7 @@ def reference_examples(spec: SystemSpec, seed: int, split: str, indices, resolut
     """The examples of :func:`sciml.physics.solve_examples`, computed the slow way (float64)."""
     system = REGISTRY[spec.system]
     stream = keyed_random.stream_id(spec.name)
-    split_id = SPLITS.index(split)
+    split_id = SPLIT_KEYS[split]
     indices = np.asarray(indices, dtype=np.int64)
     n = resolution
     sparsity = sample_sparsity(seed, stream, split_id, indices)

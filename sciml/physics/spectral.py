@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from sciml.data.schema import COEFF_COLUMNS
+from sciml.core.layout import COEFF_COLUMNS
 
 FOUR_PI2 = 4.0 * np.pi**2
 TWO_PI = 2.0 * np.pi

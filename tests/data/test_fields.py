@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from sciml.data.fields import FieldSet, assemble_inputs
-from sciml.data.schema import CHANNELS, COEFF_COLUMNS
+from sciml.core.layout import CHANNELS, COEFF_COLUMNS
 
 
 def _columns(rows=5, n=4, start=0):

@@ -11,9 +11,11 @@ import pytest
 from data_gen import GenerationRequest
 from data_gen.pipeline import build_manifest
 from data_gen.shards import plan_shards, produce_shard
+from sciml.core.files import write_json
+from sciml.core.layout import COEFF_COLUMNS, COLUMNS
 from sciml.data.manifest import (MANIFEST_KEYS, SHARD_HASH, file_hash, file_sha256, is_complete, load_manifest,
-                                 read_split, shard_hash, split_files, verify_shard, write_json_atomic)
-from sciml.data.schema import COEFF_COLUMNS, COLUMNS, MANIFEST_NAME
+                                 read_split, shard_hash, split_files, verify_shard)
+from sciml.data.schema import MANIFEST_NAME
 from sciml.physics import SystemSpec, generate_examples
 
 REQUEST = GenerationRequest(SystemSpec.parse("SYS-2(0.2,1)"), n_train=25, n_val=0, n_test=4, resolution=16, seed=3,
@@ -25,7 +27,7 @@ def dataset(tmp_path_factory):
     directory = tmp_path_factory.mktemp("ds")
     results = [produce_shard(directory, plan, REQUEST.spec, REQUEST.seed, REQUEST.resolution, REQUEST.content_hash)
                for plan in plan_shards(REQUEST.counts, REQUEST.shard_size)]
-    write_json_atomic(directory / MANIFEST_NAME, build_manifest(REQUEST, results))
+    write_json(directory / MANIFEST_NAME, build_manifest(REQUEST, results))
     return directory
 
 

@@ -8,7 +8,8 @@ from data_gen import GenerationRequest
 from data_gen.convert import main
 from data_gen.pipeline import build_manifest
 from data_gen.shards import plan_shards, produce_shard
-from sciml.data.manifest import is_complete, load_manifest, read_split, write_json_atomic
+from sciml.core.files import write_json
+from sciml.data.manifest import is_complete, load_manifest, read_split
 from sciml.data.schema import MANIFEST_NAME
 from sciml.physics import D, SystemSpec
 
@@ -60,7 +61,7 @@ def test_generated_dataset_exports_and_reimports(tmp_path):
     directory = tmp_path / "gen"
     results = [produce_shard(directory, p, request.spec, 0, 16, request.content_hash)
                for p in plan_shards(request.counts, 4)]
-    write_json_atomic(directory / MANIFEST_NAME, build_manifest(request, results))
+    write_json(directory / MANIFEST_NAME, build_manifest(request, results))
     assert main(["export", str(directory), "--out-prefix", str(tmp_path / "paper")]) == 0
     assert main(["import", "--system", "advdiff", "--train", str(tmp_path / "paper_train.h5"), "--val",
                  str(tmp_path / "paper_val.h5"), "--test", str(tmp_path / "paper_test.h5"), "--out",

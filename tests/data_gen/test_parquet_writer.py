@@ -12,11 +12,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_gen import parquet_writer
-from data_gen.parquet_writer import PYARROW_WRITE_OPTIONS, write_parquet
+from data_gen.parquet_writer import PYARROW_WRITE_OPTIONS, ShardFileWriter
 from data_gen.shards import ShardPlan, produce_shard, write_shard
-from sciml.data.manifest import example_statistics, file_hash
-from sciml.data.schema import COLUMNS, arrow_schema, table_to_numpy, to_table
+from sciml.core.layout import COLUMNS
+from sciml.core.statistics import example_statistics
+from sciml.data.manifest import SHARD_HASH, file_hash
+from sciml.data.schema import arrow_schema, table_to_numpy, to_table
 from sciml.physics import SystemSpec, generate_examples
+
+
+def write_parquet(path, schema, row_groups, metadata=None, algorithm=SHARD_HASH):
+    """Write ``row_groups`` (mappings of numpy columns) to ``path`` directly; return the file's hash."""
+    with open(path, "wb") as handle:
+        writer = ShardFileWriter(handle, schema, algorithm)
+        for columns in row_groups:
+            writer.write_row_group(columns)
+        return writer.close(metadata)
 
 
 # ---------------------------------------------------------------- a small Thrift compact decoder

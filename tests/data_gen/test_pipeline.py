@@ -6,7 +6,7 @@ import pytest
 from data_gen import DatasetConflictError, GenerationRequest, generate_dataset
 from data_gen import pipeline
 from sciml.data.manifest import is_complete, load_manifest, read_split, verify_shard
-from sciml.data.schema import COLUMNS, SPLITS
+from sciml.core.layout import COLUMNS, SPLITS
 from sciml.physics import SystemSpec
 
 pytestmark = pytest.mark.slow  # a local Ray cluster

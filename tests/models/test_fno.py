@@ -7,6 +7,7 @@ import io
 import pytest
 import torch
 
+from sciml.core import layout
 from sciml.models import PRESETS, FNO, build_fno, count_parameters, spectral_param_count
 from sciml.models import fno as fno_module
 
@@ -205,7 +206,7 @@ def test_is_an_fno_module():
     assert isinstance(build_fno("64K"), FNO)
 
 
-def test_input_channels_match_data_schema():
-    schema = pytest.importorskip("sciml.data.schema")
-    assert fno_module.IN_CHANNELS == len(schema.CHANNELS) == 7
-    assert schema.CHANNELS[0] == "f"
+def test_input_channels_follow_the_layout():
+    assert fno_module.IN_CHANNELS == len(layout.CHANNELS) == 7 and layout.CHANNELS[0] == "f"
+    assert build_fno(width=4, modes=2).lift.in_features == len(layout.CHANNELS)
+    assert build_fno(width=4, modes=2).c_ref.shape == (len(layout.COEFF_COLUMNS),)

@@ -5,7 +5,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from sciml.data.schema import COEFF_COLUMNS, COLUMNS
+from sciml.core.layout import COEFF_COLUMNS, COLUMNS
 from sciml.physics import D, SystemSpec, apply_operator, drop_nyquist, generate_examples, solve_examples
 from sciml.physics.constants import LATTICE_SPACING, MAX_ABS_U, SIGMA, SPARSITY_LEVELS, lattice_centres
 from sciml.physics.generate import _attempt

@@ -75,7 +75,7 @@ def test_the_limit_is_tested_on_the_float64_values(largest, accepted):
 def test_cached_symbols_give_the_same_bytes(monkeypatch):
     import dataclasses
 
-    from sciml.data.schema import COLUMNS
+    from sciml.core.layout import COLUMNS
     from sciml.physics import generate_examples
 
     spec = SystemSpec.parse("SYS-3(1,10)")
