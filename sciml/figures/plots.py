@@ -7,7 +7,6 @@ seeds the line is the median and the band spans the first to third quartile (App
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, Sequence
 
 import matplotlib
@@ -16,7 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sciml.sweeps.trials import RANDOM_INIT  # noqa: E402  (the `pretrain` label the tables use)
+from sciml.core.files import atomic_path  # noqa: E402
+from sciml.core.tables import RANDOM_INIT  # noqa: E402  (the `pretrain` label the tables use)
+
 _STYLE = {"finetune": "-", "scratch": "--"}
 
 
@@ -77,12 +78,13 @@ def _figure(panels: Sequence[tuple[str, pd.DataFrame]], path: str, draw: Callabl
 
 
 def _save(fig, path: str) -> str:
-    """Write the PNG under a temporary name, then rename: never a half-written figure."""
+    """Write the PNG atomically (never a half-written figure); the temporary name needs the format said."""
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from sciml.cli import OneLineParser, fail, fail_for_field
 from sciml.sweeps.profiles import PROFILES, profile_settings
 from sciml.sweeps.questions import Q4_OOD, QUESTIONS, Question
 
-EXIT_USAGE = 2
+# Which command-line flag sets each SweepSettings field a validation message names.
+FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", "n_values": "--n-values",
+         "scratch_extra_n": "--scratch-extra-n", "lrs": "--lrs", "pretrain_lrs": "--pretrain-lrs",
+         "epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "systems": "--systems",
+         "workers_per_trial": "--workers-per-trial", "cpus_per_worker": "--cpus-per-worker",
+         "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
+         "seeds": "--seeds", "out": "--out", "cache": "--cache"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -23,9 +29,13 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(v for v in text.replace(",", " ").split())
 
 
+def parser_prog(question: Question) -> str:
+    return f"sweeps/{question.key}_*.py"
+
+
 def parser(question: Question) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"sweeps/{question.key}_*.py", description=f"{question.title}: pre-train, fine-tune and compare.",
+    p = OneLineParser(
+        prog=parser_prog(question), description=f"{question.title}: pre-train, fine-tune and compare.",
         epilog="Connects to the Ray cluster in RAY_ADDRESS when set (as under `ray job submit`), "
                "otherwise starts an embedded local Ray. MLflow: MLFLOW_TRACKING_URI or sqlite:///mlruns.db.")
     p.add_argument("--profile", choices=PROFILES, default="laptop")
@@ -65,8 +75,7 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        fail_for_field(parser_prog(question), err, FLAGS)
 
     from sciml.ray_env import ClusterTooSmall
     from sciml.sweeps.runner import SweepRunner, print_summary
@@ -74,7 +83,6 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
     try:
         outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
     except ClusterTooSmall as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        fail(f"{parser_prog(question)}: error: {err}")
     print_summary(outcome)
     return 0

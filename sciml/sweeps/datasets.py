@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from sciml.core.files import cache_key
 from sciml.data.ray_datasets import DataSource, read_selection
 from sciml.physics import SystemSpec
 from sciml.sweeps.questions import Pretraining, Question
 from sciml.sweeps.settings import SweepSettings
 
 
-def short_hash(obj: Any, length: int = 12) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
-
-
 def dataset_seed(base_seed: int, spec: SystemSpec) -> int:
     """Each dataset gets its own seed: equal seeds would give two systems the same sources."""
-    return int(short_hash([base_seed, spec.name], 8), 16) & 0x7FFFFFFF
+    return int(cache_key([base_seed, spec.name], 8), 16) & 0x7FFFFFFF
 
 
 @dataclass
@@ -38,7 +33,7 @@ class SweepData:
 
 def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
     """Generate (or reuse, by content) every pre-training and downstream dataset."""
-    from data_gen import GenerationRequest, generate_dataset
+    from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
 
     wanted: dict[str, tuple[SystemSpec, int]] = {}
     for task in question.tasks:
@@ -52,13 +47,11 @@ def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
 
     data = SweepData()
     for name, (spec, n_train) in wanted.items():
-        request = GenerationRequest(spec=spec, n_train=n_train, n_val=settings.n_val, n_test=settings.n_test,
-                                    resolution=settings.resolution, seed=dataset_seed(settings.seed, spec),
-                                    shard_size=settings.shard_size)
-        key = short_hash([spec.to_dict(), n_train, settings.n_val, settings.n_test, settings.resolution,
-                          request.seed])
+        seed = dataset_seed(settings.seed, spec)
+        key = cache_key([spec.to_dict(), n_train, settings.n_val, settings.n_test, settings.resolution, seed])
         directory = os.path.join(os.path.abspath(settings.cache), "data", f"{slug(name)}-n{settings.resolution}-{key}")
-        generate_dataset(request, directory)
+        ensure_dataset(spec, directory, n_train=n_train, n_val=settings.n_val, n_test=settings.n_test,
+                       resolution=settings.resolution, seed=seed, shard_size=settings.shard_size)
         data.directories[name] = directory
     return data
 

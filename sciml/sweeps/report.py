@@ -6,20 +6,21 @@ import os
 
 import pandas as pd
 
+from sciml.core.files import atomic_path, write_text
+from sciml.core.tables import RANDOM_INIT
 from sciml.figures import plots
 from sciml.sweeps.questions import Question
 from sciml.sweeps.results import markdown_table
 from sciml.sweeps.settings import SweepSettings
-from sciml.sweeps.trials import RANDOM_INIT
 
 
 def _atomic_frame(frame: pd.DataFrame, path: str) -> str:
-    tmp = path + ".tmp"
-    if path.endswith(".parquet"):
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Parquet or CSV by ``path``'s extension (the temporary name has none), written atomically."""
+    with atomic_path(path) as tmp:
+        if path.endswith(".parquet"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
     return path
 
 
@@ -85,9 +86,5 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
         lines.append("")
     lines += ["Full tables: `results.csv` / `results.parquet` (best learning rate per cell), "
               "`all_trials.csv` (every trial), `savings.csv` (data savings).", ""]
-    report = os.path.join(out, "report.md")
-    with open(report + ".tmp", "w") as handle:
-        handle.write("\n".join(lines))
-    os.replace(report + ".tmp", report)
-    files["report.md"] = report
+    files["report.md"] = str(write_text(os.path.join(out, "report.md"), "\n".join(lines)))
     return files

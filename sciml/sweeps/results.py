@@ -8,14 +8,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from sciml.core.tables import CELL, RESULT_COLUMNS, SAVINGS_COLUMNS
 from sciml.physics import SYSTEMS
-
-RESULT_COLUMNS = ["question", "task", "shift", "preset", "n_params", "recipe", "n_train", "lr",
-                  "val_rel_l2", "test_rel_l2", "trial_id", "pretrain", "system", "seed", "mlflow_run_id"]
-# A cell is everything but the learning rate (and the seed, whose runs share one lr).
-CELL = ["task", "shift", "system", "pretrain", "preset", "recipe", "n_train"]
-SAVINGS_COLUMNS = ["question", "task", "shift", "preset", "pretrain", "n_train", "finetune_test_rel_l2",
-                   "scratch_equivalent_n", "savings", "bound"]
 
 
 def trial_rows(question: str, trials: Iterable[tuple[Mapping, Mapping, str]],

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import pandas as pd
 
+from sciml.core.files import cache_key, copy_file, write_json
+from sciml.core.tables import RANDOM_INIT
 from sciml.data.manifest import load_manifest
-from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, short_hash, slug
+from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, slug
 from sciml.sweeps.questions import Question
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.settings import SweepSettings
-from sciml.sweeps.trials import (RANDOM_INIT, TrialContext, TrialSpec, default_concurrency, require_trial_fit,
-                                 run_trial, trial_resources)
+from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
+                                 trial_resources)
 from sciml.sweeps.tune_state import repair as repair_tune_state
 from sciml.sweeps.tune_state import state_backup_callback
 
@@ -43,13 +43,6 @@ class SweepOutcome:
     files: dict[str, str]
     parent_run_id: str | None
     tracking_uri: str | None
-
-
-def _write_json(path: str, payload: dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def _log(message: str) -> None:
@@ -129,7 +122,7 @@ class SweepRunner:
         self.tracker = Tracker()
         state_path = os.path.join(self.out, STATE_FILE)
         state = json.load(open(state_path)) if os.path.exists(state_path) else {}
-        grid_key = short_hash([self.question.key, self.settings.to_dict()])
+        grid_key = cache_key([self.question.key, self.settings.to_dict()])
         if (state.get("grid_key") == grid_key and state.get("tracking_uri") == self.tracker.uri
                 and self.tracker.run_exists(state["parent_run_id"])):
             self.parent_run_id = state["parent_run_id"]
@@ -138,7 +131,7 @@ class SweepRunner:
                 self._experiment(), f"{self.question.key}-{self.settings.profile}",
                 params=self.settings.to_dict(),
                 tags={"question": self.question.key, "profile": self.settings.profile, "kind": "sweep"})
-            _write_json(state_path, {"grid_key": grid_key, "tracking_uri": self.tracker.uri,
+            write_json(state_path, {"grid_key": grid_key, "tracking_uri": self.tracker.uri,
                                      "parent_run_id": self.parent_run_id})
 
     def _experiment(self) -> str:
@@ -221,7 +214,7 @@ class SweepRunner:
             sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
                        for spec in p.specs]
             hashes = [load_manifest(d)["content_hash"] for d in sources]
-            key = short_hash([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
+            key = cache_key([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
                               s.n_pretrain, s.seed, s.precision])
             folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
             keys[trial.pretrain, trial.preset] = folder
@@ -232,7 +225,7 @@ class SweepRunner:
         if not missing:
             _log(f"pre-training: {len(checkpoints)} cached checkpoints reused")
             return checkpoints
-        name = f"pretrain-{short_hash([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
+        name = f"pretrain-{cache_key([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
         context = self._context(data, missing, name)
         finished, failed = self._tune(name, missing, context, cluster)
         best: dict[tuple[str, str], tuple[float, dict]] = {}
@@ -246,10 +239,8 @@ class SweepRunner:
             if cell not in best:
                 raise RuntimeError(f"pre-training {cell} failed for every learning rate")
             metrics = best[cell][1]
-            os.makedirs(folder, exist_ok=True)
-            shutil.copyfile(metrics["model_path"], os.path.join(folder, "model.pt.tmp"))
-            os.replace(os.path.join(folder, "model.pt.tmp"), os.path.join(folder, "model.pt"))
-            _write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics})
+            copy_file(metrics["model_path"], os.path.join(folder, "model.pt"))
+            write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics})
             checkpoints[cell] = os.path.join(folder, "model.pt")
             _log(f"pre-trained {cell[0]} {cell[1]}: lr {metrics['lr']:g}, val {metrics['val_rel_l2']:.4g}, "
                  f"test {metrics['test_rel_l2']:.4g}")
@@ -262,7 +253,7 @@ class SweepRunner:
         from sciml.training.config import ModelConfig
 
         trials = self.downstream_trials(checkpoints)
-        name = f"downstream-{short_hash([asdict(t) for t in trials], 8)}"
+        name = f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
         context = self._context(data, trials, name)
         finished, failed = self._tune(name, trials, context, cluster)
         n_params = {p: ModelConfig.parse(p).n_params for p in self.settings.presets}

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sciml.core.checks import (check_int, check_ints, check_modes_fit, check_number, check_numbers, check_precision,
+                               check_resolution)
 from sciml.physics import SYSTEMS
-
-
-def _ints(name: str, values, low: int = 1) -> tuple[int, ...]:
-    values = tuple(values)
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
-        raise ValueError(f"{name}: must be a non-empty list of integers >= {low}, got {list(values)}")
-    return values
 
 
 @dataclass(frozen=True)
@@ -52,41 +46,32 @@ class SweepSettings:
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
 
-        if self.resolution < 8 or self.resolution % 2:
-            raise ValueError(f"resolution: must be an even integer >= 8, got {self.resolution}")
+        check_resolution("resolution", self.resolution)
         for name in ("n_pretrain", "n_downstream", "n_val", "n_test", "epochs", "batch_size",
                      "pretrain_epochs", "pretrain_batch_size", "seeds", "cpus_per_worker", "shard_size"):
-            _ints(name, (getattr(self, name),))
-        _ints("seed", (self.seed,), low=0)
-        _ints("min_steps", (self.min_steps,), low=0)
-        _ints("workers_per_trial", (self.workers_per_trial,), low=0)
-        object.__setattr__(self, "n_values", tuple(sorted(set(_ints("n_values", self.n_values)))))
+            check_int(name, getattr(self, name), 1)
+        for name in ("seed", "min_steps", "workers_per_trial"):
+            check_int(name, getattr(self, name), 0)
+        object.__setattr__(self, "n_values", tuple(sorted(set(check_ints("n_values", self.n_values)))))
         object.__setattr__(self, "scratch_extra_n", tuple(sorted(set(self.scratch_extra_n))))
         if self.scratch_extra_n:
-            _ints("scratch_extra_n", self.scratch_extra_n)
+            check_ints("scratch_extra_n", self.scratch_extra_n)
         largest = max(self.n_values + self.scratch_extra_n)
         if largest > self.n_downstream:
             raise ValueError(f"n_values: the largest N ({largest}) exceeds n_downstream ({self.n_downstream})")
         for name in ("lrs", "pretrain_lrs"):
-            values = tuple(float(v) for v in getattr(self, name))
-            if not values or any(not (0 < v <= 1 and math.isfinite(v)) for v in values):
-                raise ValueError(f"{name}: must be a non-empty list of numbers in (0, 1], got {list(values)}")
-            object.__setattr__(self, name, values)
+            object.__setattr__(self, name, check_numbers(name, getattr(self, name), 0, 1, low_open=True))
         if not self.presets:
             raise ValueError("presets: must name at least one model (a preset or dWIDTHmMODES)")
-        models = {p: ModelConfig.parse(p) for p in self.presets}
-        too_big = [p for p, m in models.items() if 2 * m.width_and_modes[1] > self.resolution]
-        if too_big:
-            raise ValueError(f"presets: {too_big} need m <= n/2 but resolution is {self.resolution}")
+        for preset in self.presets:
+            check_modes_fit("presets", ModelConfig.parse(preset).width_and_modes[1], self.resolution, model=preset)
         bad = [s for s in self.systems if s not in SYSTEMS]
         if bad:
             raise ValueError(f"systems: must be a subset of {SYSTEMS}, got {list(self.systems)}")
-        if self.gpus_per_worker < 0:
-            raise ValueError(f"gpus_per_worker: must be >= 0, got {self.gpus_per_worker}")
+        check_number("gpus_per_worker", self.gpus_per_worker, 0)
         if self.max_concurrent is not None:
-            _ints("max_concurrent", (self.max_concurrent,))
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision: must be fp32 or bf16, got {self.precision!r}")
+            check_int("max_concurrent", self.max_concurrent, 1)
+        check_precision("precision", self.precision)
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

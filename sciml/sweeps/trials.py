@@ -11,10 +11,9 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from sciml.core.tables import RANDOM_INIT
 from sciml.data.ray_datasets import DataSource
 from sciml.sweeps.settings import SweepSettings
-
-RANDOM_INIT = "none"  # the `pretrain` label of a randomly initialised model
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,6 @@ class TrialContext:
     tracking_uri: str | None
     experiment: str
     parent_run_id: str | None
-    keep_models: bool = False
 
     def dataset_keys(self, trial: TrialSpec) -> dict[str, tuple]:
         label = trial.task or trial.pretrain
@@ -166,7 +164,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
                                    parent_run_id=context.parent_run_id, uri=context.tracking_uri,
-                                   model_record="path" if (pretraining or context.keep_models) else "none")
+                                   model_record="path" if pretraining else "none")
     callbacks = []
     if settings.workers_per_trial > 0:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -175,7 +173,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
                            storage_path=os.path.join(context.storage_path, "train_runs"),
                            datasets=datasets, callbacks=callbacks)
-    if not (pretraining or context.keep_models):
+    if not pretraining:  # only pre-trained models are kept (the sweep caches them)
         shutil.rmtree(directory, ignore_errors=True)
     metrics = {k: outcome.metrics[k] for k in ("val_rel_l2", "test_rel_l2", "best_epoch", "epochs")
                if k in outcome.metrics}

@@ -13,8 +13,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 from collections.abc import Callable
+
+from sciml.core.files import copy_file
 
 COMPLETE_SUFFIX = ".complete"
 
@@ -46,19 +47,13 @@ def _complete(path: str, decode: Callable[[bytes], object]) -> bool:
     return True
 
 
-def _copy_atomically(source: str, target: str) -> None:
-    tmp = target + ".tmp"
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
 def keep_complete_copies(staging_dir: str, experiment_dir: str) -> int:
     """Copy each complete state file of `staging_dir` to `<experiment_dir>/<name>.complete`."""
     copied = 0
     for pattern, decode in STATE_FILES.items():
         for source in glob.glob(os.path.join(staging_dir, pattern)):
             if _complete(source, decode):
-                _copy_atomically(source, os.path.join(experiment_dir, os.path.basename(source) + COMPLETE_SUFFIX))
+                copy_file(source, os.path.join(experiment_dir, os.path.basename(source) + COMPLETE_SUFFIX))
                 copied += 1
     return copied
 
@@ -80,7 +75,7 @@ def repair(experiment_dir: str) -> list[str]:
                 continue
             backup = path + COMPLETE_SUFFIX
             if os.path.exists(backup) and _complete(backup, decode):
-                _copy_atomically(backup, path)
+                copy_file(backup, path)
                 actions.append(f"{name}: unreadable or missing, restored from its last complete copy")
             elif os.path.exists(path):
                 os.replace(path, path + ".broken")

@@ -32,7 +32,7 @@ def _results(seeds=1):
 def test_question_figures_render(key, seeds, tmp_path):
     path = plots.FIGURES[key](_results(seeds), str(tmp_path / f"{key}.png"))
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.png"]  # no temporary file left
 
 
 def test_data_savings_figure(tmp_path):

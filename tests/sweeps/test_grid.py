@@ -2,11 +2,12 @@
 
 import pytest
 
+from sciml.core.tables import RANDOM_INIT
 from sciml.ray_env import shortfall
 from sciml.sweeps.profiles import profile_settings
 from sciml.sweeps.questions import MIXED, QUESTIONS
 from sciml.sweeps.runner import SweepRunner
-from sciml.sweeps.trials import RANDOM_INIT, trial_need
+from sciml.sweeps.trials import trial_need
 
 
 def _grid(key, **overrides):
