@@ -43,13 +43,6 @@ def mode_ratio(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> n
     return np.minimum(rho, _RHO_MAX, out=rho)
 
 
-def log_advection_ratio(s: np.ndarray, rho: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(log Psi, d log Psi / d log t) at log t = s; rho, w are (B, modes)."""
-    w = np.asarray(w, dtype=np.float64)
-    sx, sy, sxy = _sums(np.asarray(s, dtype=np.float64), np.asarray(rho, dtype=np.float64), w, np.sum(w, axis=1))
-    return 0.5 * np.log(sx / sy), sxy * (1.0 / sx + 1.0 / sy)
-
-
 def _sums(s: np.ndarray, rho: np.ndarray, w: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, ...]:
     """sum w x, sum w y, sum w x y per row at log t = s (each a fixed-order sum over one row)."""
     tau = np.exp(2.0 * s)
