@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from data_gen import GenerationRequest
-from data_gen.convert import main
+from data_gen.convert import BadInput, export_paper, import_paper, main
 from data_gen.pipeline import build_manifest
 from data_gen.shards import plan_shards, produce_shard
 from sciml.core.files import write_json
-from sciml.data.manifest import is_complete, load_manifest, read_split
+from sciml.data.manifest import MANIFEST_KEYS, is_complete, load_manifest, read_split
 from sciml.data.schema import MANIFEST_NAME
 from sciml.physics import D, SystemSpec
 
@@ -43,6 +43,7 @@ def test_import_then_export_reproduces_every_value(system, tmp_path):
     assert main(argv) == 0
     manifest = load_manifest(tmp_path / "ds")
     assert is_complete(tmp_path / "ds") and manifest["counts"] == sizes
+    assert tuple(manifest) == MANIFEST_KEYS  # the generator's builder: the same keys in the same order
     assert manifest["spec"]["imported"]["files"]["val"]["sha256"] and manifest["seed"] is None
     assert np.isnan(read_split(tmp_path / "ds", "train")["sparsity"]).all()
     assert manifest["normalization"]["f_ref"] > 0 and len(manifest["normalization"]["c_ref"]) == 6
@@ -93,3 +94,24 @@ def test_bad_conversion_input_exits_2_and_writes_nothing(tmp_path, capsys):
         main(["export", str(tmp_path / "nothing"), "--out-prefix", str(tmp_path / "x")])
     assert exit_info.value.code == 2 and "DIR" in capsys.readouterr().err
     assert not list(tmp_path.glob("x_*"))
+
+
+def test_library_errors_name_fields_not_flags(tmp_path):
+    paper_file(tmp_path / "p.h5", "poisson", 4)
+    paper_file(tmp_path / "q.h5", "poisson", 4, n=32)
+    cases = [
+        (lambda: import_paper("heat", {"train": str(tmp_path / "p.h5")}, tmp_path / "o"), "system"),
+        (lambda: import_paper("poisson", {}, tmp_path / "o"), "files"),
+        (lambda: import_paper("poisson", {"train": str(tmp_path / "p.h5")}, tmp_path / "o", shard_size=0),
+         "shard_size"),
+        (lambda: import_paper("poisson", {"val": str(tmp_path / "none.h5")}, tmp_path / "o"), "val"),
+        (lambda: import_paper("poisson", {"train": str(tmp_path / "p.h5"), "test": str(tmp_path / "q.h5")},
+                              tmp_path / "o"), "test"),
+        (lambda: import_paper("poisson", {"train": str(tmp_path / "p.h5")}, tmp_path / "o", value_range=(0, 1)),
+         "lo"),
+        (lambda: export_paper(tmp_path / "o", str(tmp_path / "x")), "directory"),
+    ]
+    for call, field in cases:
+        with pytest.raises(BadInput, match=rf"^{field}: "):
+            call()
+    assert not (tmp_path / "o").exists()

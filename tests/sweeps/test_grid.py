@@ -68,9 +68,13 @@ def test_seeds_repeat_trained_cells_but_not_pretrained_zero_shots():
     ({"lrs": (0.0,)}, "lrs"),
     ({"systems": ("maxwell",)}, "systems"),
     ({"seeds": 0}, "seeds"),
+    ({"resolution": 15}, "resolution"),
+    ({"precision": "fp16"}, "precision"),
+    ({"gpus_per_worker": -1.0}, "gpus_per_worker"),
+    ({"max_concurrent": 0}, "max_concurrent"),
 ])
 def test_bad_settings_name_the_field(overrides, field):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=rf"^{field}: "):
         profile_settings("q1", "smoke").with_overrides(**overrides)
 
 
