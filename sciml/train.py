@@ -16,7 +16,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+from sciml.core.checks import PRECISIONS, check_modes_fit
+from sciml.training.config import RECIPES, ModelConfig, ResourceConfig, TrainConfig
 
 if TYPE_CHECKING:
     from sciml.training.runner import DataSelection
@@ -26,7 +27,7 @@ EXIT_USAGE = 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sciml.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipe", choices=["pretrain", "scratch", "finetune", "evaluate"])
+    parser.add_argument("recipe", choices=RECIPES)
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="dataset directories; several give a mixed training set (equal shares)")
     parser.add_argument("--shares", nargs="+", type=float, help="mixture shares, one per --data")
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpus-per-worker", type=int, default=1)
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--max-failures", type=int, default=2, help="worker failures to recover from")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--storage", help="Ray Train storage path (shared across nodes on a cluster)")
     parser.add_argument("--experiment", default="train", help="MLflow experiment name")
@@ -90,15 +91,9 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
     resolutions = {load_manifest(p)["resolution"] for p in args.data}
     if len(resolutions) != 1:
         raise ValueError(f"data: all datasets must share one resolution, got {sorted(resolutions)}")
-    modes = None
-    if checkpoint:
-        model_net, _ = load_model(checkpoint)
-        modes = model_net.hparams["modes"]
-    else:
-        modes = model.build().hparams["modes"]
-    resolution = resolutions.pop()
-    if 2 * modes > resolution:
-        raise ValueError(f"modes: m={modes} must not exceed n/2={resolution // 2} for resolution {resolution}")
+    # The checkpoint's model when there is one (finetune, evaluate), else the one to build.
+    modes = load_model(checkpoint)[0].hparams["modes"] if checkpoint else model.width_and_modes[1]
+    check_modes_fit("modes", modes, resolutions.pop())
     if cfg.trains:
         split_counts(data.train, "train", cfg.n_train)  # raises when n_train exceeds the data
     return cfg, resources, data

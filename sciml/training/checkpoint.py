@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Mapping
 
 import torch
+
+from sciml.core.files import atomic_path
 
 MODEL_FORMAT = "sciml-fno/1"
 MODEL_FILE = "model.pt"
 STATE_FILE = "train_state.pt"
 
 
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """Write to a temporary name in the same directory, then rename: never half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    os.close(fd)
-    try:
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save through the project's one atomic writer: a reader never sees half a file."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -65,7 +57,3 @@ def build_from_hparams(hparams: Mapping[str, Any]) -> torch.nn.Module:
     if hparams.get("preset"):
         return build_fno(hparams["preset"])
     return build_fno(None, width=hparams["width"], modes=hparams["modes"], layers=hparams.get("layers", 4))
-
-
-def state_dict_to_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return _cpu_state(model)

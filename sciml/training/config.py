@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from sciml.core.checks import check_choice, check_int, check_number, check_precision, check_seed
+
 RECIPES = ("pretrain", "scratch", "finetune", "evaluate")
-PRECISIONS = ("fp32", "bf16")
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -29,15 +23,14 @@ class ModelConfig:
         from sciml.models import PRESETS
 
         if self.preset is not None:
-            if self.preset not in PRESETS:
-                raise ValueError(f"preset: must be one of {sorted(PRESETS)}, got {self.preset!r}")
+            check_choice("preset", self.preset, sorted(PRESETS))
             if self.width is not None or self.modes is not None:
                 raise ValueError("preset: give either a preset or --width and --modes, not both")
         else:
             if self.width is None or self.modes is None:
                 raise ValueError("width/modes: without a preset both --width and --modes are required")
-            _check_int("width", self.width, 1)
-            _check_int("modes", self.modes, 1)
+            check_int("width", self.width, 1)
+            check_int("modes", self.modes, 1)
 
     @property
     def label(self) -> str:
@@ -95,29 +88,26 @@ class TrainConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe: must be one of {RECIPES}, got {self.recipe!r}")
+        check_choice("recipe", self.recipe, RECIPES)
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig(**self.model))
         if self.recipe == "evaluate":
-            _check_int("epochs", self.epochs, 0, 0)
+            check_int("epochs", self.epochs, 0, 0)
         else:
-            _check_int("epochs", self.epochs, 1)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise ValueError(f"lr: must be a number in (0, 1], got {self.lr!r}")
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("eval_batch_size", self.eval_batch_size, 1)
+            check_int("epochs", self.epochs, 1)
+        check_number("lr", self.lr, 0, 1, low_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("eval_batch_size", self.eval_batch_size, 1)
         if self.n_train is not None:
-            _check_int("n_train", self.n_train, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("min_steps", self.min_steps, 0)
+            check_int("n_train", self.n_train, 1)
+        check_seed("seed", self.seed)
+        check_int("min_steps", self.min_steps, 0)
         needs_init = self.recipe in ("finetune", "evaluate")
         if needs_init and not self.init_checkpoint:
             raise ValueError(f"checkpoint: the {self.recipe} recipe needs --checkpoint (a pre-trained model file)")
         if not needs_init and self.init_checkpoint:
             raise ValueError(f"checkpoint: the {self.recipe} recipe starts from random weights; drop --checkpoint")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision("precision", self.precision)
 
     @property
     def trains(self) -> bool:
@@ -133,11 +123,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**dict(data))
+        return _from_dict(cls, data, "training")
 
 
 @dataclass(frozen=True)
@@ -151,15 +137,64 @@ class ResourceConfig:
     checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
-        _check_int("workers", self.workers, 0)
-        _check_int("cpus_per_worker", self.cpus_per_worker, 1)
-        if not (self.gpus_per_worker >= 0 and math.isfinite(self.gpus_per_worker)):
-            raise ValueError(f"gpus_per_worker: must be >= 0, got {self.gpus_per_worker!r}")
+        check_int("workers", self.workers, 0)
+        check_int("cpus_per_worker", self.cpus_per_worker, 1)
+        check_number("gpus_per_worker", self.gpus_per_worker, 0)
         if self.workers == 0 and self.gpus_per_worker > 1:
             raise ValueError("gpus_per_worker: local mode (workers 0) uses at most one GPU")
-        _check_int("max_failures", self.max_failures, 0)
-        _check_int("checkpoint_every", self.checkpoint_every, 1)
+        check_int("max_failures", self.max_failures, 0)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
 
     @property
     def use_gpu(self) -> bool:
         return self.gpus_per_worker > 0
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The MLflow run (already started by the driver) the chief worker logs metrics into."""
+
+    uri: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything one training loop needs, sent to every Ray Train worker.
+
+    It travels as a plain dict (`to_dict`) in TorchTrainer's train_loop_config, which Ray
+    requires to be a dict, and is rebuilt (and so validated) on each worker.
+    """
+
+    train: TrainConfig
+    tracking: TrackingTarget | None = None
+    use_gpu: bool = False
+    threads: int | None = None  # intra-op threads per worker; None keeps torch's default
+    checkpoint_every: int = 1  # validations between resumable checkpoints (DDP workers only)
+    local_checkpoint_dir: str | None = None  # local mode: where reported checkpoints must outlive the loop
+    datasets: Mapping[str, Any] = field(default_factory=dict)  # names and hashes, recorded in the model file
+    progress: bool = False  # a progress bar on the chief worker
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, Mapping):
+            object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
+        if isinstance(self.tracking, Mapping):
+            object.__setattr__(self, "tracking", TrackingTarget(**self.tracking))
+        if self.threads is not None:
+            check_int("threads", self.threads, 1)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LoopConfig":
+        return _from_dict(cls, data, "loop")
+
+
+def _from_dict(cls, data: Mapping[str, Any], what: str):
+    """Build a config dataclass from its `to_dict` form, refusing keys it does not know."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} settings: {sorted(unknown)}")
+    return cls(**dict(data))

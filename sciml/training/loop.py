@@ -4,15 +4,25 @@ MSE loss, Adam, cosine decay to zero per optimizer step, per-epoch validation (m
 relative L2), best-by-validation weights (the starting weights count as epoch 0), and
 the test error of the best weights at the end. With DDP workers a checkpoint every
 `checkpoint_every` validations holds everything needed to resume with the same epoch total.
+
+A `Trainer` runs the named steps; each is the one place its kind of change goes:
+
+    set_up              data, model, optimizer, schedule
+    resume_or_baseline  restore a Ray Train checkpoint, or validate the starting weights as epoch 0
+    train_one_epoch     one pass over this worker's shuffled rows (the training loss lives here)
+    validate_and_report best-by-validation, history, report to Ray Train, MLflow, progress
+    export              best weights, test error, model file, final report
 """
 
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import os
 from contextlib import nullcontext
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -21,7 +31,7 @@ import torch.nn.functional as F
 from sciml.data.fields import FieldSet
 from sciml.data.manifest import normalization
 from sciml.training.checkpoint import MODEL_FILE, STATE_FILE, atomic_torch_save, load_model, model_payload
-from sciml.training.config import TrainConfig
+from sciml.training.config import LoopConfig, TrainConfig
 from sciml.training.metrics import relative_l2
 from sciml.training.session import TrainSession
 
@@ -68,152 +78,279 @@ def evaluate(model, fields: FieldSet, session: TrainSession, cfg: TrainConfig, d
     return total / max(count, 1.0)
 
 
-def _fresh_model(cfg: TrainConfig, train: FieldSet, session: TrainSession):
-    """Random init from the seed; normalization statistics of the whole training set."""
-    torch.manual_seed(cfg.seed)
-    model = cfg.model.build()
-    parts = session.all_gather(train.example_statistics())
-    stats = normalization(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    model.set_normalization(stats["f_ref"], stats["c_ref"])
-    return model
-
-
 def _cosine(total_steps: int):
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
+@dataclass(frozen=True)
+class LoopData:
+    """This worker's examples, in memory on the training device."""
+
+    val: FieldSet
+    test: FieldSet
+    train: FieldSet | None  # None when the recipe only evaluates
+
+    @classmethod
+    def load(cls, session: TrainSession, cfg: TrainConfig, device: torch.device) -> "LoopData":
+        return cls(val=_to_device(load_fields(session.dataset_shard("val")), device),
+                   test=_to_device(load_fields(session.dataset_shard("test")), device),
+                   train=_to_device(load_fields(session.dataset_shard("train")), device) if cfg.trains else None)
+
+
+@dataclass(frozen=True)
+class EpochSchedule:
+    """How many epochs a run trains, in batches of what size, and after which epochs it validates."""
+
+    epochs: int
+    batch_size: int  # rows per optimizer step on one worker
+    steps_per_epoch: int
+    eval_every: int
+
+    @classmethod
+    def plan(cls, cfg: TrainConfig, rows: int, world_size: int) -> "EpochSchedule":
+        """`rows`: this worker's training rows. DDP splits the global batch over the workers."""
+        batch_size = max(1, cfg.batch_size // world_size)
+        if not cfg.trains:
+            return cls(epochs=0, batch_size=batch_size, steps_per_epoch=0, eval_every=1)
+        steps_per_epoch = math.ceil(rows / batch_size)
+        # Small downstream sets get too few optimizer steps per epoch: stretch to min_steps.
+        epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+        # When min_steps stretches a small set into many one-step epochs, validate (and
+        # report) once per group of epochs so that a run still validates about cfg.epochs times.
+        return cls(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                   eval_every=max(1, epochs // cfg.epochs))
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def validates(self, epoch: int) -> bool:
+        return epoch % self.eval_every == 0 or epoch == self.epochs
+
+
+@dataclass
+class BestWeights:
+    """Best-by-validation selection; the starting weights are epoch 0."""
+
+    epoch: int
+    val_rel_l2: float
+    state: dict[str, torch.Tensor]
+
+    @classmethod
+    def start(cls, val_rel_l2: float, model: torch.nn.Module) -> "BestWeights":
+        return cls(0, val_rel_l2, copy.deepcopy(model.state_dict()))
+
+    def consider(self, epoch: int, val_rel_l2: float, model: torch.nn.Module) -> bool:
+        """Keep the model's weights if strictly better (a tie keeps the earlier epoch)."""
+        if not val_rel_l2 < self.val_rel_l2:
+            return False
+        self.epoch, self.val_rel_l2, self.state = epoch, val_rel_l2, copy.deepcopy(model.state_dict())
+        return True
+
+    def to_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "val_rel_l2": self.val_rel_l2, "state": self.state}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "BestWeights":
+        return cls(state["epoch"], state["val_rel_l2"], state["state"])
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
-    cfg = TrainConfig.from_dict(config["train"])
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    session = TrainSession(config.get("local_checkpoint_dir"))
-    device = session.device(bool(config.get("use_gpu")))
-    logger = None
-    if session.is_chief and config.get("tracking"):
-        from sciml.tracking import RunLogger
+    """Ray Train's entry point on every worker: `config` is a `LoopConfig.to_dict()`."""
+    trainer = Trainer.set_up(LoopConfig.from_dict(config))
+    try:
+        return trainer.run()
+    finally:
+        trainer.release()
 
-        logger = RunLogger(**config["tracking"])
 
-    val = _to_device(load_fields(session.dataset_shard("val")), device)
-    test = _to_device(load_fields(session.dataset_shard("test")), device)
-    train = _to_device(load_fields(session.dataset_shard("train")), device) if cfg.trains else None
+class Trainer:
+    """One worker's training run: the state the steps share, and the steps."""
 
-    if cfg.fresh_model:
-        model = _fresh_model(cfg, train, session)
-        init_meta: dict[str, Any] = {}
-    else:
-        model, payload = load_model(cfg.init_checkpoint)
-        init_meta = payload.get("meta", {})
-    model.to(device)
-    net = model
-    if session.world_size > 1 and torch.distributed.is_initialized():
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    def __init__(self, config: LoopConfig, session: TrainSession, data: LoopData, device: torch.device,
+                 logger=None):
+        self.config, self.cfg = config, config.train
+        self.session, self.data, self.device, self.logger = session, data, device, logger
+        self.model, self.init_meta = self._initial_model()
+        self.model.to(device)
+        self.net = self._parallel(self.model)
+        rows = len(data.train) if data.train is not None else 0
+        self.schedule = EpochSchedule.plan(self.cfg, rows, session.world_size)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(self.schedule.total_steps))
+        # Local mode cannot resume (no worker to restart), so it only keeps the final model.
+        self.checkpoint_every = config.checkpoint_every if session.distributed else None
+        self.start_epoch, self.history, self.best = 0, [], None
+        self.progress = None
+        self._loss_sum, self._rows_seen, self._evaluations = 0.0, 0.0, 0
 
-    per_worker_batch = max(1, cfg.batch_size // session.world_size)
-    steps_per_epoch = math.ceil(len(train) / per_worker_batch) if train is not None else 0
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch)) if cfg.trains else 0
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(epochs * steps_per_epoch))
+    # -- set-up ---------------------------------------------------------------------------
 
-    start_epoch, history = 0, []
-    best = {"epoch": 0, "val_rel_l2": math.inf, "state": None}
+    @classmethod
+    def set_up(cls, config: LoopConfig, session: TrainSession | None = None) -> "Trainer":
+        """Threads, Ray Train session, device, MLflow logger (chief only) and data."""
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        session = session or TrainSession(config.local_checkpoint_dir)
+        device = session.device(config.use_gpu)
+        logger = None
+        if session.is_chief and config.tracking is not None:
+            from sciml.tracking import RunLogger
 
-    def training_state(epoch: int) -> dict[str, Any]:
-        return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "best": best, "history": history}
+            logger = RunLogger(config.tracking.uri, config.tracking.run_id)
+        return cls(config, session, LoopData.load(session, config.train, device), device, logger)
 
-    checkpoint = session.latest_checkpoint()
-    if checkpoint is not None:
+    def _initial_model(self) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """Random init from the seed with the whole training set's statistics, or a model file."""
+        if not self.cfg.fresh_model:
+            model, payload = load_model(self.cfg.init_checkpoint)
+            return model, payload.get("meta", {})
+        torch.manual_seed(self.cfg.seed)
+        model = self.cfg.model.build()
+        parts = self.session.all_gather(self.data.train.example_statistics())
+        stats = normalization(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        model.set_normalization(stats["f_ref"], stats["c_ref"])
+        return model, {}
+
+    def _parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.session.world_size > 1 and torch.distributed.is_initialized():
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return model
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.resume_or_baseline()
+        self._open_progress()
+        for epoch in range(self.start_epoch + 1, self.schedule.epochs + 1):
+            self.train_one_epoch(epoch)
+            if self.schedule.validates(epoch):
+                self.validate_and_report(epoch)
+        if self.progress:
+            self.progress.close()
+        return self.export()
+
+    def release(self) -> None:
+        """Free the DDP wrapper now: Ray Train destroys the process group after the loop returns,
+        and a DDP module freed after that can hang (its gloo thread waits for the GIL)."""
+        self.net = self.model
+        gc.collect()  # DDP sits in a reference cycle: dropping the last reference alone does not free it
+
+    # -- resume-or-baseline ---------------------------------------------------------------
+
+    def resume_or_baseline(self) -> None:
+        checkpoint = self.session.latest_checkpoint()
+        if checkpoint is None:
+            self._validate_start()
+            return
         with checkpoint.as_directory() as path:
             state = torch.load(os.path.join(path, STATE_FILE), map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history, best = state["epoch"], list(state["history"]), dict(state["best"])
-        if logger:
-            logger.log_metrics({"resumed_from_epoch": start_epoch}, step=start_epoch)
-    else:
-        val_error = evaluate(net, val, session, cfg, device)
-        best = {"epoch": 0, "val_rel_l2": val_error, "state": copy.deepcopy(model.state_dict())}
-        history.append({"epoch": 0, "val_rel_l2": val_error})
-        if logger:
-            logger.log_metrics({"val_rel_l2": val_error}, step=0)
+        self.restore(state)
+        if self.logger:
+            self.logger.log_metrics({"resumed_from_epoch": self.start_epoch}, step=self.start_epoch)
 
-    progress = None
-    if session.is_chief and config.get("progress") and epochs > start_epoch:
-        from tqdm import tqdm
+    def _validate_start(self) -> None:
+        val_error = evaluate(self.net, self.data.val, self.session, self.cfg, self.device)
+        self.best = BestWeights.start(val_error, self.model)
+        self.history.append({"epoch": 0, "val_rel_l2": val_error})
+        if self.logger:
+            self.logger.log_metrics({"val_rel_l2": val_error}, step=0)
 
-        progress = tqdm(total=epochs, initial=start_epoch, desc=f"{cfg.recipe} epochs", unit="epoch")
-    # When min_steps stretches a small set into many one-step epochs, validate (and
-    # report) once per group of epochs so that a run still validates about cfg.epochs times.
-    eval_every = max(1, epochs // cfg.epochs) if cfg.trains else 1
-    # Local mode cannot resume (no worker to restart), so it only keeps the final model.
-    checkpoint_every = int(config.get("checkpoint_every", 1)) if session.distributed else None
-    loss_sum, rows_seen, evaluations = 0.0, 0.0, 0
-    for epoch in range(start_epoch + 1, epochs + 1):
-        net.train()
+    def training_state(self, epoch: int) -> dict[str, Any]:
+        """Everything a restarted worker needs to continue after `epoch` (the STATE_FILE)."""
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "best": self.best.to_state(), "history": self.history}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch, self.history = state["epoch"], list(state["history"])
+        self.best = BestWeights.from_state(state["best"])
+
+    # -- train one epoch ------------------------------------------------------------------
+
+    def train_one_epoch(self, epoch: int) -> None:
+        """One pass over this worker's rows in an order fixed by (seed, epoch, rank)."""
+        train = self.data.train
+        self.net.train()
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-            _mix_seed(cfg.seed, epoch, session.world_rank))).to(train.index.device)
-        for start in range(0, len(train), per_worker_batch):
-            batch = order[start:start + per_worker_batch]
-            with _autocast(cfg, device):
-                prediction = net(train.inputs(batch))
-            loss = F.mse_loss(prediction.float(), train.targets(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += float(loss.detach()) * len(batch)
-        rows_seen += len(train)
-        if epoch % eval_every and epoch != epochs:
-            continue
-        loss_total, rows = session.all_reduce_sum([loss_sum, rows_seen], device)
-        train_loss, loss_sum, rows_seen = loss_total / rows, 0.0, 0.0
-        val_error = evaluate(net, val, session, cfg, device)
-        if val_error < best["val_rel_l2"]:
-            best = {"epoch": epoch, "val_rel_l2": val_error, "state": copy.deepcopy(model.state_dict())}
+            _mix_seed(self.cfg.seed, epoch, self.session.world_rank))).to(train.index.device)
+        for start in range(0, len(train), self.schedule.batch_size):
+            batch = order[start:start + self.schedule.batch_size]
+            loss = self._optimizer_step(train, batch)
+            self._loss_sum += float(loss.detach()) * len(batch)
+        self._rows_seen += len(train)
+
+    def _optimizer_step(self, train: FieldSet, batch: torch.Tensor) -> torch.Tensor:
+        with _autocast(self.cfg, self.device):
+            prediction = self.net(train.inputs(batch))
+        loss = F.mse_loss(prediction.float(), train.targets(batch))  # SPEC 7: the training loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss
+
+    # -- validate-and-report --------------------------------------------------------------
+
+    def validate_and_report(self, epoch: int) -> None:
+        loss_total, rows = self.session.all_reduce_sum([self._loss_sum, self._rows_seen], self.device)
+        train_loss, self._loss_sum, self._rows_seen = loss_total / rows, 0.0, 0.0
+        val_error = evaluate(self.net, self.data.val, self.session, self.cfg, self.device)
+        self.best.consider(epoch, val_error, self.model)
         record = {"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val_error,
-                  "best_val_rel_l2": best["val_rel_l2"], "lr": scheduler.get_last_lr()[0]}
-        history.append(record)
-        evaluations += 1
-        save = checkpoint_every is not None and (evaluations % checkpoint_every == 0 or epoch == epochs)
-        _report(session, record, epoch, save=save, state=lambda: training_state(epoch))
-        if logger:
-            logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
-        if progress:
-            progress.update(epoch - progress.n)
-            progress.set_postfix(train_loss=f"{train_loss:.3g}", val=f"{val_error:.3g}")
-    if progress:
-        progress.close()
+                  "best_val_rel_l2": self.best.val_rel_l2, "lr": self.scheduler.get_last_lr()[0]}
+        self.history.append(record)
+        self._evaluations += 1
+        last = epoch == self.schedule.epochs
+        resumable = self.checkpoint_every is not None and (self._evaluations % self.checkpoint_every == 0 or last)
+        self._report(record, epoch, {STATE_FILE: lambda: self.training_state(epoch)} if resumable else {})
+        if self.logger:
+            self.logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
+        if self.progress:
+            self.progress.update(epoch - self.progress.n)
+            self.progress.set_postfix(train_loss=f"{train_loss:.3g}", val=f"{val_error:.3g}")
 
-    model.load_state_dict(best["state"])
-    test_error = evaluate(net, test, session, cfg, device)
-    final = {"epoch": epochs, "epochs": epochs, "best_epoch": best["epoch"], "val_rel_l2": best["val_rel_l2"],
-             "test_rel_l2": test_error, "n_train": len(train) * session.world_size if train is not None else 0,
-             "done": True}
-    meta = {"recipe": cfg.recipe, "seed": cfg.seed, "lr": cfg.lr, "epochs": epochs,
-            "best_epoch": best["epoch"], "val_rel_l2": best["val_rel_l2"], "test_rel_l2": test_error,
-            "datasets": config.get("datasets", {}), "pretrained_from": init_meta.get("datasets", {})}
-    with session.checkpoint_dir(epochs + 1) as path:
-        if session.is_chief:
-            os.makedirs(path, exist_ok=True)
-            atomic_torch_save(model_payload(model, best["state"], meta), os.path.join(path, MODEL_FILE))
-            if checkpoint_every is not None:
-                # A worker restarted after this report resumes at the end: straight to the test.
-                atomic_torch_save(training_state(epochs), os.path.join(path, STATE_FILE))
-        session.report(final, path if session.is_chief else None)
-    if logger:
-        logger.log_metrics({"test_rel_l2": test_error, "best_epoch": best["epoch"]}, step=epochs)
-    return final
+    def _open_progress(self) -> None:
+        if self.session.is_chief and self.config.progress and self.schedule.epochs > self.start_epoch:
+            from tqdm import tqdm
 
+            self.progress = tqdm(total=self.schedule.epochs, initial=self.start_epoch,
+                                 desc=f"{self.cfg.recipe} epochs", unit="epoch")
 
-def _report(session: TrainSession, metrics: dict, epoch: int, save: bool, state) -> None:
-    if not save:
-        session.report(metrics)
-        return
-    with session.checkpoint_dir(epoch) as path:
-        if session.is_chief:
-            os.makedirs(path, exist_ok=True)
-            atomic_torch_save(state(), os.path.join(path, STATE_FILE))
-        session.report(metrics, path if session.is_chief else None)
+    def _report(self, metrics: dict[str, Any], checkpoint_id: int,
+                files: Mapping[str, Callable[[], Any]]) -> None:
+        """Report to Ray Train (every worker), with a checkpoint of `files` (written by the chief) if any."""
+        if not files:
+            self.session.report(metrics)
+            return
+        with self.session.checkpoint_dir(checkpoint_id) as path:
+            if self.session.is_chief:
+                os.makedirs(path, exist_ok=True)
+                for name, payload in files.items():
+                    atomic_torch_save(payload(), os.path.join(path, name))
+            self.session.report(metrics, path if self.session.is_chief else None)
+
+    # -- export ---------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Test the best weights, then report them as the model file (the run's last report)."""
+        epochs, best = self.schedule.epochs, self.best
+        self.model.load_state_dict(best.state)
+        test_error = evaluate(self.net, self.data.test, self.session, self.cfg, self.device)
+        n_train = len(self.data.train) * self.session.world_size if self.data.train is not None else 0
+        final = {"epoch": epochs, "epochs": epochs, "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2,
+                 "test_rel_l2": test_error, "n_train": n_train, "done": True}
+        meta = {"recipe": self.cfg.recipe, "seed": self.cfg.seed, "lr": self.cfg.lr, "epochs": epochs,
+                "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2, "test_rel_l2": test_error,
+                "datasets": dict(self.config.datasets), "pretrained_from": self.init_meta.get("datasets", {})}
+        files = {MODEL_FILE: lambda: model_payload(self.model, best.state, meta)}
+        if self.checkpoint_every is not None:
+            # A worker restarted after this report resumes at the end: straight to the test.
+            files[STATE_FILE] = lambda: self.training_state(epochs)
+        self._report(final, epochs + 1, files)
+        if self.logger:
+            self.logger.log_metrics({"test_rel_l2": test_error, "best_epoch": best.epoch}, step=epochs)
+        return final

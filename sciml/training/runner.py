@@ -7,10 +7,11 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from sciml.core.files import atomic_path
 from sciml.data.manifest import load_manifest
 from sciml.data.ray_datasets import DataSource, read_selection
 from sciml.training.checkpoint import MODEL_FILE
-from sciml.training.config import ResourceConfig, TrainConfig
+from sciml.training.config import LoopConfig, ResourceConfig, TrackingTarget, TrainConfig
 from sciml.training.loop import train_loop_per_worker
 
 
@@ -90,75 +91,108 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
     """Fit with TorchTrainer (local mode when resources.workers == 0) and export the best model.
 
     `datasets` may hold pre-built Ray Datasets (a sweep materialises small ones once for
-    all trials); otherwise they are read from `data`. Either way they are materialised
-    before the workers start: workers hold their CPUs for the whole run, and a lazy
-    dataset would need CPUs for its read tasks meanwhile, which deadlocks a small cluster.
+    all trials); otherwise they are read from `data`.
+    """
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    described = data.describe()
+    run = _TrackedRun.start(tracking, run_params(cfg, resources, described, cfg.model.n_params)) if tracking else None
+    loop = LoopConfig(
+        train=cfg, tracking=run.target if run else None, use_gpu=resources.use_gpu,
+        # One intra-op thread per allotted CPU: spinning OpenMP threads on a busy core
+        # (Ray's own processes) slow small models down by an order of magnitude.
+        threads=resources.cpus_per_worker, checkpoint_every=resources.checkpoint_every,
+        local_checkpoint_dir=os.path.join(out_dir, "checkpoints"), datasets=described, progress=progress)
+    try:
+        trainer = build_trainer(loop, resources, datasets if datasets is not None else data.ray_datasets(cfg),
+                                name=name, storage_path=storage_path or os.path.join(out_dir, "ray_train"),
+                                callbacks=callbacks)
+        result = trainer.fit()
+        model_path = export_model(result.checkpoint, out_dir)
+    except BaseException:
+        if run:
+            run.end("FAILED")
+        raise
+    finally:
+        shutil.rmtree(loop.local_checkpoint_dir, ignore_errors=True)
+    metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float, bool))}
+    if run:
+        run.record_model(model_path)
+        run.end("FINISHED")
+    return RunOutcome(metrics=metrics, model_path=model_path, run_id=run.run_id if run else None)
+
+
+@dataclass(frozen=True)
+class _TrackedRun:
+    """The MLflow run of one training run, seen from the driver."""
+
+    tracker: Any  # sciml.tracking.Tracker (imported lazily: MLflow is heavy)
+    run_id: str
+    request: TrackingRequest
+
+    @classmethod
+    def start(cls, request: TrackingRequest, params: Mapping[str, Any]) -> "_TrackedRun":
+        from sciml.tracking import Tracker
+
+        tracker = Tracker(request.uri)
+        run_id = tracker.start_run(request.experiment, request.run_name, params=params, tags=request.tags,
+                                   parent_run_id=request.parent_run_id)
+        return cls(tracker, run_id, request)
+
+    @property
+    def target(self) -> TrackingTarget:
+        return TrackingTarget(uri=self.tracker.uri, run_id=self.run_id)
+
+    def record_model(self, model_path: str) -> None:
+        if self.request.model_record != "none":
+            self.tracker.set_tags(self.run_id, {"model_path": model_path})
+        if self.request.model_record == "artifact":
+            self.tracker.log_artifact(self.run_id, model_path, "model")
+
+    def end(self, status: str) -> None:
+        self.tracker.end_run(self.run_id, status=status)
+
+
+def build_trainer(loop: LoopConfig, resources: ResourceConfig, datasets: Mapping[str, Any], *, name: str,
+                  storage_path: str, callbacks: Sequence[Any] = ()):
+    """The TorchTrainer that runs `train_loop_per_worker` with `loop` on every worker.
+
+    The datasets are materialised before the workers start: workers hold their CPUs for
+    the whole run, and a lazy dataset would need CPUs for its read tasks meanwhile, which
+    deadlocks a small cluster.
     """
     from ray.data.dataset import MaterializedDataset
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    described = data.describe()
-    tracker = run_id = None
-    if tracking is not None:
-        from sciml.tracking import Tracker
-
-        tracker = Tracker(tracking.uri)
-        params = run_params(cfg, resources, described, cfg.model.n_params)
-        run_id = tracker.start_run(tracking.experiment, tracking.run_name, params=params,
-                                   tags=tracking.tags, parent_run_id=tracking.parent_run_id)
-
-    scaling = ScalingConfig(
-        num_workers=resources.workers, use_gpu=resources.use_gpu,
-        resources_per_worker=({"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
-                              if resources.use_gpu else {"CPU": resources.cpus_per_worker}),
-    ) if resources.workers > 0 else ScalingConfig(num_workers=0)
-    loop_config = {
-        "train": cfg.to_dict(),
-        "tracking": {"uri": tracker.uri, "run_id": run_id} if tracker else None,
-        "use_gpu": resources.use_gpu,
-        # One intra-op thread per allotted CPU: spinning OpenMP threads on a busy core
-        # (Ray's own processes) slow small models down by an order of magnitude.
-        "threads": resources.cpus_per_worker,
-        "checkpoint_every": resources.checkpoint_every,
-        "local_checkpoint_dir": os.path.join(out_dir, "checkpoints"),
-        "datasets": described,
-        "progress": progress,
-    }
-    trainer = TorchTrainer(
+    if resources.workers == 0:
+        scaling = ScalingConfig(num_workers=0)
+    else:
+        per_worker = {"CPU": resources.cpus_per_worker}
+        if resources.use_gpu:
+            per_worker["GPU"] = resources.gpus_per_worker
+        scaling = ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
+                                resources_per_worker=per_worker)
+    return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config,
+        train_loop_config=loop.to_dict(),
         scaling_config=scaling,
         run_config=RunConfig(
             name=name,
-            storage_path=storage_path or os.path.join(out_dir, "ray_train"),
+            storage_path=storage_path,
             failure_config=FailureConfig(max_failures=resources.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=list(callbacks) or None,
         ),
-        datasets={name: ds if isinstance(ds, MaterializedDataset) else ds.materialize()
-                  for name, ds in (datasets if datasets is not None else data.ray_datasets(cfg)).items()},
+        datasets={split: ds if isinstance(ds, MaterializedDataset) else ds.materialize()
+                  for split, ds in datasets.items()},
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
-    try:
-        result = trainer.fit()
-        model_path = os.path.join(out_dir, MODEL_FILE)
-        with result.checkpoint.as_directory() as path:
-            shutil.copyfile(os.path.join(path, MODEL_FILE), model_path + ".tmp")
-        os.replace(model_path + ".tmp", model_path)
-    except BaseException:
-        if tracker:
-            tracker.end_run(run_id, status="FAILED")
-        raise
-    finally:
-        shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
-    metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float, bool))}
-    if tracker:
-        if tracking.model_record != "none":
-            tracker.set_tags(run_id, {"model_path": model_path})
-        if tracking.model_record == "artifact":
-            tracker.log_artifact(run_id, model_path, "model")
-        tracker.end_run(run_id)
-    return RunOutcome(metrics=metrics, model_path=model_path, run_id=run_id)
+
+
+def export_model(checkpoint, out_dir: str) -> str:
+    """Copy the model file out of the run's final Ray Train checkpoint into `out_dir`."""
+    model_path = os.path.join(out_dir, MODEL_FILE)
+    with checkpoint.as_directory() as path, atomic_path(model_path) as tmp:
+        shutil.copyfile(os.path.join(path, MODEL_FILE), tmp)
+    return model_path

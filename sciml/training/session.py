@@ -1,9 +1,12 @@
 """The training loop's view of Ray Train: rank, data shards, checkpoints, reports.
 
 Ray Train's public `ray.train.report/get_checkpoint/get_context` refuse to run inside a
-Ray Tune trial process, which is exactly where Train's local mode (num_workers=0) runs
-the loop when a sweep launches it. The function utilities behind them work in both
-modes, so the loop talks to those, through this one adapter.
+Ray Tune trial process (Ray 2.60: DeprecationWarning "deprecated when running in a
+function passed to Ray Tune"), which is exactly where Train's local mode (num_workers=0)
+runs the loop when a sweep launches it. The function utilities behind them work in both
+modes, so the loop talks to those, through this one adapter. They are private Ray API:
+pyproject pins the Ray range they were tested with, and tests/training/test_session.py
+fails naming the symbol when a Ray upgrade moves it.
 """
 
 from __future__ import annotations
@@ -17,12 +20,24 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
+PRIVATE_TRAIN_FN_UTILS = "ray.train.v2._internal.execution.train_fn_utils.get_train_fn_utils"
+
+
+def train_fn_utils():
+    """Ray Train's per-worker function utilities (private API; see the module docstring)."""
+    try:
+        from ray.train.v2._internal.execution.train_fn_utils import get_train_fn_utils
+    except ImportError as err:
+        import ray
+
+        raise ImportError(f"{PRIVATE_TRAIN_FN_UTILS} is not in ray {ray.__version__}; sciml.training.session "
+                          "was written against ray 2.60 (the range pinned in pyproject.toml)") from err
+    return get_train_fn_utils()
+
 
 class TrainSession:
     def __init__(self, local_checkpoint_dir: str | None = None):
-        from ray.train.v2._internal.execution.train_fn_utils import get_train_fn_utils
-
-        self._utils = get_train_fn_utils()
+        self._utils = train_fn_utils()
         context = self._utils.get_context()
         self.world_rank = context.get_world_rank()
         self.world_size = context.get_world_size()

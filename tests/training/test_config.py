@@ -1,6 +1,8 @@
+import json
+
 import pytest
 
-from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
+from sciml.training.config import LoopConfig, ModelConfig, ResourceConfig, TrackingTarget, TrainConfig
 
 
 def test_model_config_parses_presets_and_free_sizes():
@@ -52,3 +54,26 @@ def test_resource_config_limits():
         ResourceConfig(workers=-1)
     with pytest.raises(ValueError, match="gpus_per_worker"):
         ResourceConfig(workers=0, gpus_per_worker=2)
+
+
+def test_loop_config_travels_as_the_plain_dict_ray_train_requires():
+    cfg = TrainConfig(recipe="scratch", model=ModelConfig.parse("d8m4"), epochs=3, n_train=16)
+    loop = LoopConfig(train=cfg, tracking=TrackingTarget(uri="sqlite:////tmp/m.db", run_id="abc"), use_gpu=True,
+                      threads=2, checkpoint_every=3, local_checkpoint_dir="/tmp/c",
+                      datasets={"train": [{"name": "SYS-1(1,5)"}]}, progress=True)
+    sent = loop.to_dict()
+    assert json.loads(json.dumps(sent)) == sent  # nothing but JSON types
+    assert LoopConfig.from_dict(sent) == loop
+    assert LoopConfig.from_dict(LoopConfig(train=cfg).to_dict()).tracking is None
+    with pytest.raises(ValueError, match="unknown"):
+        LoopConfig.from_dict({**sent, "use_tpu": True})
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"threads": 0}, "threads"),
+    ({"checkpoint_every": 0}, "checkpoint_every"),
+    ({"train": {"epochs": 0}}, "epochs"),
+])
+def test_loop_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        LoopConfig(**{"train": TrainConfig(), **kwargs})
