@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 
 from sciml.core.checks import check_choice, check_int
 from sciml.core.layout import COLUMNS, FIELD_COLUMNS, SPLITS
-from sciml.core.statistics import normalization  # noqa: F401  re-export until sciml.training moves over
 
 from .schema import MANIFEST_NAME, table_to_numpy
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sciml.data.fields import FieldSet
-from sciml.data.manifest import normalization
+from sciml.core.statistics import normalization
 from sciml.training.checkpoint import MODEL_FILE, STATE_FILE, atomic_torch_save, load_model, model_payload
 from sciml.training.config import LoopConfig, TrainConfig
 from sciml.training.metrics import relative_l2
