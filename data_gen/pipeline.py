@@ -54,15 +54,14 @@ def _shard_batch(batch: dict[str, np.ndarray], *, spec: dict, seed: int, resolut
 
 def _run_shards(plans: list[ShardPlan], request: GenerationRequest, directory: Path, num_workers: int | None,
                 address: str | None, progress: bool) -> list[ShardResult]:
-    import ray  # only here: validation and reuse never start Ray
+    from sciml.ray_env import start_or_connect
+
+    # Only here, so validation and reuse never start Ray; before `import ray`, which fixes
+    # whether an embedded Ray may bind to loopback only (sciml.ray_env).
+    started = start_or_connect(address, quiet=not progress)
+    import ray
     import ray.data
 
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=progress)
-        else:
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=progress)
     context = ray.data.DataContext.get_current()
     shown = (context.enable_progress_bars, context.print_on_execution_start)
     try:

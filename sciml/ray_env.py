@@ -1,41 +1,92 @@
-"""Connecting to Ray: an existing cluster when an address is given, else an embedded one."""
+"""Starting or connecting Ray, for every entry point: an existing cluster when an address is
+given, else an embedded one on loopback only.
+
+Under ``ray job submit`` the driver connects without a runtime_env of its own: a changed
+runtime_env makes Ray drop the job's uploaded working directory, the driver's current
+directory, while the job still runs.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
-_STARTED_HERE = False  # True when this process started its own (embedded, non-autoscaling) Ray
+_EMBEDDED = False  # True while this process runs its own embedded (non-autoscaling) Ray
+
+# Ray binds a node's ports (GCS, raylet, object manager, workers, agents, metrics) to
+# loopback only when the node's address is 127.0.0.1. On Linux it replaces 127.0.0.1 by
+# the machine's address unless this variable is 0, as on macOS and Windows. Ray reads it
+# once, when `ray` is first imported (also in the processes the embedded Ray starts).
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Set by Ray's job supervisor in the environment of a submitted job's driver.
+JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def start_or_connect(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> bool:
+    """Initialise Ray in this process unless it already is; True when this call did.
+
+    With `address` (or RAY_ADDRESS, as under `ray job submit`) connect to that cluster;
+    otherwise start an embedded Ray that listens on 127.0.0.1 only (token-authenticated,
+    Ray's default). A caller that got True shuts Ray down when it is done with it.
+    """
+    global _EMBEDDED
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        os.environ[LOOPBACK_ONLY_ENV] = "0"
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # No runtime_env: inside a job it would replace the job's (see the module docstring).
+    kwargs = {"log_to_driver": not quiet, "configure_logging": True, "logging_level": "WARNING"}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        node_ip = ray.util.get_node_ip_address()
+        if node_ip != "127.0.0.1":  # ray was imported before this function set the variable
+            print(f"[ray] warning: the embedded Ray listens on {node_ip}, not on loopback only; set "
+                  f"{LOOPBACK_ONLY_ENV}=0 before importing ray to keep it local", file=sys.stderr)
+    _EMBEDDED = not address
+    _quiet_ray_data(quiet)
+    _warn_if_outputs_are_temporary()
+    return True
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> dict:
-    """Initialise Ray once per process; returns the cluster's resources.
-
-    With `address` (or RAY_ADDRESS, as under `ray job submit`) connect to that cluster;
-    otherwise start a local Ray (token-authenticated, Ray's default).
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    """Initialise Ray once per process (see start_or_connect); returns the cluster's resources."""
+    start_or_connect(address, num_cpus, quiet)
     import ray
 
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")
-        kwargs = {"log_to_driver": not quiet, "configure_logging": True, "logging_level": "WARNING",
-                  # Workers' Ray Data progress bars would interleave with the training progress.
-                  "runtime_env": {"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
-            global _STARTED_HERE
-            _STARTED_HERE = True
-        import logging
-
-        import ray.data
-
-        # Ray Data's per-read progress bars and INFO lines drown the training progress.
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        if quiet:
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray.cluster_resources()
+
+
+def _quiet_ray_data(quiet: bool) -> None:
+    import logging
+
+    import ray.data
+
+    # Ray Data's per-read progress bars and INFO lines drown the training progress. Ray
+    # Train copies the driver's DataContext to its workers, so this quiets them too.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _warn_if_outputs_are_temporary() -> None:
+    """Under `ray job submit --working-dir`, relative outputs land in a copy Ray deletes later."""
+    if JOB_ENV not in os.environ:
+        return
+    import ray
+
+    if not ray.get_runtime_context().runtime_env.get("working_dir"):
+        return
+    unset = [name for name in ("SCIML_STORAGE", "MLFLOW_TRACKING_URI") if not os.environ.get(name)]
+    if unset:
+        print(f"[ray] warning: {' and '.join(unset)} unset: relative outputs (runs/, sqlite:///mlruns.db) go to "
+              f"the job's temporary copy of --working-dir ({os.getcwd()}), which Ray deletes after the job; "
+              "set them on every node (docs/cluster.md)", file=sys.stderr)
 
 
 class ClusterTooSmall(ValueError):
@@ -57,7 +108,7 @@ def require_fit(need: dict[str, float], count: int, flags: str) -> str | None:
     the work waits for the autoscaler. None when they fit.
     """
     reason = shortfall(need, count, node_resources(), flags)
-    if reason and _STARTED_HERE:
+    if reason and _EMBEDDED:
         raise ClusterTooSmall(f"the embedded Ray cannot run this: {reason}; set RAY_ADDRESS (or --address) to a "
                               "cluster that can, or ask for less")
     return reason

@@ -4,20 +4,21 @@ import os
 
 import pytest
 
-# Before Ray is imported anywhere: no usage reporting, no token auth, local only.
+from sciml.ray_env import LOOPBACK_ONLY_ENV, start_or_connect
+
+# Before Ray is imported anywhere (test modules import it at collection): no usage
+# reporting, no token auth, and Ray nodes on 127.0.0.1 listening on loopback only.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+os.environ[LOOPBACK_ONLY_ENV] = "0"
 
 
 @pytest.fixture(scope="session")
 def ray_address():
     """One local Ray for every test; library calls reuse it, subprocesses join it by address."""
     ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        # 127.0.0.1 itself is rewritten to the machine's address by Ray; other loopback addresses are kept.
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False)
+    started = start_or_connect(num_cpus=2)
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
