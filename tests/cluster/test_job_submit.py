@@ -1,6 +1,8 @@
-"""A two-node local Ray cluster runs the smoke Q1 sweep submitted with `ray job submit`."""
+"""The README's cluster command, run literally against a two-node local Ray cluster."""
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -13,10 +15,32 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from mlflow.tracking import MlflowClient
+
+from sciml.ray_env import LOOPBACK_ONLY_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
-RAY = str(Path(sys.executable).with_name("ray"))
-HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"  # loopback, but not the 127.0.0.1 Ray rewrites
+VENV_BIN = str(Path(sys.executable).parent)
+# Exactly as README.md gives it; run from the repository root.
+README_COMMAND = "ray job submit --working-dir . -- python sweeps/q1_data_scaling.py --profile smoke"
+# Loopback addresses, but not 127.0.0.1: a node there listens on loopback only, so no
+# other node can join it (Ray rewrites 127.0.0.1 in a joining node's --address to the
+# machine's address). Ray binds the gRPC ports of these nodes on all interfaces; no
+# `ray start` flag changes that.
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+# Where the driver and a task on each node import `sciml` from, under the same upload.
+IMPORT_PROBE = """
+import json, os, ray, sciml
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as on_node
+ray.init()
+@ray.remote(num_cpus=1)
+def where():
+    import sciml
+    return ray.get_runtime_context().get_node_id(), sciml.__file__
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+remote = ray.get([where.options(scheduling_strategy=on_node(n, soft=False)).remote() for n in nodes])
+print("PROBE " + json.dumps({"cwd": os.getcwd(), "driver": sciml.__file__, "workers": [f for _, f in remote]}))
+"""
 
 
 def _free_port() -> int:
@@ -44,10 +68,19 @@ def _ours(temp_dir: str) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def two_node_cluster():
-    temp_dir = tempfile.mkdtemp(prefix="r2n", dir="/tmp")  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+def two_node_cluster(tmp_path):
+    """Two `ray start` nodes on loopback, started as a user would: the project's venv first on PATH,
+    and SCIML_STORAGE / MLFLOW_TRACKING_URI in every node's environment, as the cluster configs set them."""
+    # One temp dir per node (short: Ray's socket paths have a length limit). A node that joins
+    # without one takes the head's, and two nodes on one machine then share the folder a job's
+    # upload is unpacked into: the second node's runtime-env agent, unpacking it afresh,
+    # deletes the folder the driver runs in (the job fails with FileNotFoundError from getcwd).
+    temp_dirs = [tempfile.mkdtemp(prefix="r2n", dir="/tmp") for _ in range(2)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+           "SCIML_STORAGE": str(tmp_path / "storage"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns.db"}
     env.pop("RAY_ADDRESS", None)
+    env.pop(LOOPBACK_ONLY_ENV, None)  # the test session's setting: Ray refuses to add a node under it
     port, dashboard = _free_port(), _free_port()
 
     def node_ports() -> list[str]:
@@ -57,17 +90,18 @@ def two_node_cluster():
                 f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}"]
 
     try:
-        subprocess.run([RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", "--num-cpus=1",
+        subprocess.run(["ray", "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", "--num-cpus=1",
                         "--include-dashboard=true", f"--dashboard-host={HEAD_IP}", f"--dashboard-port={dashboard}",
-                        f"--ray-client-server-port={_free_port()}", f"--temp-dir={temp_dir}",
+                        f"--ray-client-server-port={_free_port()}", f"--temp-dir={temp_dirs[0]}",
                         "--disable-usage-stats", *node_ports()],
                        env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", f"--address={HEAD_IP}:{port}", f"--node-ip-address={WORKER_IP}",
-                        "--num-cpus=1", "--disable-usage-stats", *node_ports()],
+        subprocess.run(["ray", "start", f"--address={HEAD_IP}:{port}", f"--node-ip-address={WORKER_IP}",
+                        f"--temp-dir={temp_dirs[1]}", "--num-cpus=1", "--disable-usage-stats", *node_ports()],
                        env=env, check=True, capture_output=True, timeout=120)
-        yield {"address": f"http://{HEAD_IP}:{dashboard}", "gcs": f"{HEAD_IP}:{port}", "env": env}
+        yield {"dashboard": f"http://{HEAD_IP}:{dashboard}", "gcs": f"{HEAD_IP}:{port}", "env": env,
+               "storage": tmp_path / "storage", "tracking_uri": env["MLFLOW_TRACKING_URI"]}
     finally:
-        procs = _ours(temp_dir)
+        procs = [proc for temp_dir in temp_dirs for proc in _ours(temp_dir)]
         for proc in procs:
             try:
                 proc.send_signal(signal.SIGTERM)
@@ -79,38 +113,60 @@ def two_node_cluster():
                 proc.kill()
             except psutil.Error:
                 pass
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        for temp_dir in temp_dirs:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_ray_job_submit_runs_the_smoke_sweep_on_two_nodes(two_node_cluster, tmp_path):
-    env = two_node_cluster["env"]
+def _submit(argv: list[str], cluster: dict) -> subprocess.CompletedProcess:
+    """`ray job submit` from the repository root, the cluster found through RAY_ADDRESS as a user exports it."""
+    env = {**cluster["env"], "RAY_ADDRESS": cluster["dashboard"]}
+    deadline = time.time() + 90
+    while True:
+        submit = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        # The head's dashboard agent takes a few seconds after `ray start` to accept jobs.
+        if "No available agent" not in submit.stderr or time.time() > deadline:
+            return submit
+        time.sleep(2)
+
+
+@pytest.mark.timeout(900)
+def test_readme_ray_job_submit_runs_the_smoke_sweep_on_two_nodes(two_node_cluster):
+    cluster, env = two_node_cluster, two_node_cluster["env"]
+    assert README_COMMAND in (ROOT / "README.md").read_text(), "the README no longer gives this command"
     deadline = time.time() + 90
     while True:  # the second node registers with the head asynchronously
-        status = subprocess.run([RAY, "status", f"--address={two_node_cluster['gcs']}"], env=env,
+        status = subprocess.run(["ray", "status", f"--address={cluster['gcs']}"], env=env,
                                 capture_output=True, text=True, timeout=60)
         if "/2.0 CPU" in status.stdout or time.time() > deadline:
             break
         time.sleep(1)
     assert "/2.0 CPU" in status.stdout, status.stdout
-    runtime_env = ('{"env_vars": {"MLFLOW_TRACKING_URI": "sqlite:///%s/mlruns.db", "RAY_AUTH_MODE": "disabled"}}'
-                   % tmp_path)
-    command = [RAY, "job", "submit", "--address", two_node_cluster["address"], "--submission-id", "q1-smoke",
-               "--runtime-env-json", runtime_env, "--",
-               sys.executable, str(ROOT / "sweeps" / "q1_data_scaling.py"), "--profile", "smoke",
-               "--systems", "poisson", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
-    deadline = time.time() + 90
-    while True:
-        submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        # The head's dashboard agent takes a few seconds after `ray start` to accept jobs.
-        if "No available agent" not in submit.stderr or time.time() > deadline:
-            break
-        time.sleep(2)
-    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-2000:]
-    job = subprocess.run([RAY, "job", "status", "--address", two_node_cluster["address"], "q1-smoke"],
-                         env=env, capture_output=True, text=True, timeout=60)
-    assert "q1-smoke' succeeded" in job.stdout + job.stderr
-    table = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert set(table["recipe"]) == {"scratch", "finetune", "zeroshot"}
-    assert (tmp_path / "out" / "fig3_data_scaling.png").exists()
+
+    submit = _submit(shlex.split(README_COMMAND), cluster)
+    assert submit.returncode == 0, submit.stdout[-4000:] + submit.stderr[-2000:]
+    assert "succeeded" in submit.stdout + submit.stderr
     # The job connected to this cluster (both nodes), not to an embedded Ray of its own.
     assert "'CPU': 2.0" in submit.stdout
+    assert "[ray] warning" not in submit.stdout, submit.stdout[-4000:]
+    # Its results outlive the job's temporary working directory: under SCIML_STORAGE ...
+    out = cluster["storage"] / "q1-smoke"
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["recipe"]) == {"scratch", "finetune", "zeroshot"}
+    assert (out / "fig3_data_scaling.png").exists()
+    # ... and in the tracking store every node was given.
+    client = MlflowClient(cluster["tracking_uri"])
+    experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert any(r.data.tags.get("kind") == "sweep" and r.info.status == "FINISHED" for r in runs)
+    assert sum(r.data.tags.get("kind") != "sweep" for r in runs) >= len(table)
+
+    # The project is installed (pip install -e) and uploaded: driver and both nodes' workers
+    # import the uploaded copy, the code that was submitted.
+    probe = _submit(["ray", "job", "submit", "--working-dir", ".", "--", "python", "-c", IMPORT_PROBE], cluster)
+    assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-2000:]
+    found = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    package = Path(found["cwd"]).name  # each node unpacks the upload into its own _ray_pkg_<hash>
+    assert package.startswith("_ray_pkg_"), found
+    assert len(found["workers"]) == 2, found
+    for path in [found["driver"], *found["workers"]]:
+        assert Path(path).parts[-3:] == (package, "sciml", "__init__.py"), found
