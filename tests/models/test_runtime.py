@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+import gc
+import subprocess
+import sys
+
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -18,11 +21,9 @@ def inputs(batch: int = 2, n: int = 8) -> torch.Tensor:
     return x
 
 
-def test_ddp_without_unused_parameters(tmp_path):
-    if dist.is_initialized():
-        pytest.skip("a process group is already initialized in this process")
-    store = dist.FileStore(str(tmp_path / "store"), 1)
-    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+def ddp_two_steps(store: str) -> None:
+    """Two DDP steps of the FNO on a one-process gloo group; raises if a parameter gets no gradient."""
+    dist.init_process_group("gloo", store=dist.FileStore(store, 1), rank=0, world_size=1)
     try:
         model = DistributedDataParallel(build_fno(width=4, modes=2), find_unused_parameters=False)
         opt = torch.optim.Adam(model.parameters())
@@ -32,8 +33,20 @@ def test_ddp_without_unused_parameters(tmp_path):
             model(x).square().mean().backward()
             opt.step()
         assert all(p.grad is not None for p in model.parameters())
+        # Drop DDP's Reducer while the group is still alive: freed after destroy_process_group(),
+        # it joins the gloo threads while holding the GIL they may wait for (a deadlock).
+        del model, opt
+        gc.collect()
     finally:
         dist.destroy_process_group()
+
+
+def test_ddp_without_unused_parameters(tmp_path):
+    # In a fresh process: no process group or threads of other tests, and a hang ends at the timeout.
+    done = subprocess.run([sys.executable, __file__, str(tmp_path / "store")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ddp ok"), done.stdout[-2000:]
 
 
 def test_compiles_as_one_graph_with_backward():
@@ -59,3 +72,8 @@ def test_bf16_autocast_keeps_spectral_part_in_float32():
     assert torch.isfinite(out).all()
     scale = expected.abs().max().item()
     torch.testing.assert_close(out.float(), expected, rtol=0.05, atol=0.05 * scale)
+
+
+if __name__ == "__main__":  # the DDP test's child process
+    ddp_two_steps(sys.argv[1])
+    print("ddp ok")
