@@ -128,6 +128,7 @@ cols = table_to_numpy(pq.read_table({shard!r}))
 print(cols["source"].shape, cols["source"].dtype, read_split({str(dataset)!r}, "test")["solution"].shape)
 assert "ray" not in sys.modules, "ray was imported"
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=120)
     assert out.stdout.split("\n")[0] == "(10, 16, 16) float32 (4, 16, 16)"
     assert pq.read_schema(shard).field("source").type.extension_name == "arrow.fixed_shape_tensor"

@@ -57,7 +57,7 @@ def test_a_different_dataset_in_out_exits_2_and_is_left_alone(tmp_path):
     request = GenerationRequest(SystemSpec.parse("SYS-1(1,5)"), 4, 2, 2, 16)
     (tmp_path / "manifest.json").write_text('{"content_hash": "0000"}')
     result = subprocess.run([sys.executable, "-m", "data_gen", *GOOD, "--out", str(tmp_path)], capture_output=True,
-                            text=True, env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"})
+                            text=True, env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}, timeout=120)
     assert result.returncode == 2 and "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (tmp_path / "manifest.json").read_text() == '{"content_hash": "0000"}'
     assert request.content_hash != "0000"
@@ -78,11 +78,11 @@ def test_sigkill_then_rerun_gives_the_same_bytes(ray_address, tmp_path):
     while time.time() < deadline and len(list((tmp_path / "killed").glob("train/part-*.parquet"))) < 2:
         time.sleep(0.005)
     os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    victim.wait(timeout=60)
     finished = len(list((tmp_path / "killed").glob("train/part-*.parquet")))
     assert 2 <= finished < 16 and not is_complete(tmp_path / "killed"), "kill did not land mid-run"
 
-    rerun = subprocess.run(argv, capture_output=True, text=True)
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr
     clean = generate_dataset(request, tmp_path / "clean", num_workers=2, progress=False)
     assert _shas(tmp_path / "killed") == _shas(tmp_path / "clean")

@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 from sciml.sweeps.tune_state import STATE_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
+# End-to-end sweeps; the module fixture alone runs two (up to 540 s by its own limits).
+pytestmark = pytest.mark.timeout(900)
 REQUIRED = ["question", "task", "shift", "preset", "n_params", "recipe", "n_train", "lr",
             "val_rel_l2", "test_rel_l2", "trial_id"]
 
@@ -63,7 +65,7 @@ def resumed_sweep(ray_address, tmp_path_factory):
         time.sleep(0.5)
     assert first.poll() is None, "the sweep ended before it could be interrupted"
     os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    first.wait(timeout=60)
     before = _terminated_in_tune_state(work / "out" / "ray")
     _break_tune_state(work / "out" / "ray")
     started = time.time()

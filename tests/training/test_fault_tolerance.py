@@ -7,6 +7,7 @@ import threading
 import time
 
 import psutil
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sciml.data.ray_datasets import DataSource
@@ -34,6 +35,7 @@ def _registered_checkpoint(snapshot) -> bool:
         return False
 
 
+@pytest.mark.timeout(600)
 def test_killed_worker_resumes_and_finishes_the_same_epochs(small_datasets, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     cfg = TrainConfig(recipe="scratch", model=ModelConfig(preset=None, width=12, modes=4), epochs=EPOCHS,

@@ -83,6 +83,7 @@ def test_min_steps_stretch_small_downstream_runs(pretrained, small_datasets, tmp
     assert ft.metrics["epochs"] == 5  # one step per epoch with 8 examples in batches of 8
 
 
+@pytest.mark.timeout(600)
 def test_two_workers_follow_the_same_loss_curve_as_one(small_datasets, tmp_path):
     cfg = TrainConfig(recipe="scratch", model=MODEL, epochs=4, lr=3e-3, batch_size=16, n_train=128, seed=3)
     uri = f"sqlite:///{tmp_path}/mlruns.db"
