@@ -1,9 +1,10 @@
 """Starting or connecting Ray, for every entry point: an existing cluster when an address is
 given, else an embedded one on loopback only.
 
-Under ``ray job submit`` the driver connects without a runtime_env of its own: a changed
-runtime_env makes Ray drop the job's uploaded working directory, the driver's current
-directory, while the job still runs.
+The driver passes no runtime_env of its own: under ``ray job submit`` Ray would merge it into
+the job's and refuse any key both set, and the job should run in the environment it was
+submitted with. Ray Train copies the driver's DataContext to its workers, which keeps their
+Ray Data progress bars off without one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def start_or_connect(address: str | None = None, num_cpus: int | None = None, qu
 
     if ray.is_initialized():
         return False
-    # No runtime_env: inside a job it would replace the job's (see the module docstring).
+    # No runtime_env: see the module docstring.
     kwargs = {"log_to_driver": not quiet, "configure_logging": True, "logging_level": "WARNING"}
     if address:
         ray.init(address=address, **kwargs)
@@ -67,8 +68,8 @@ def _quiet_ray_data(quiet: bool) -> None:
 
     import ray.data
 
-    # Ray Data's per-read progress bars and INFO lines drown the training progress. Ray
-    # Train copies the driver's DataContext to its workers, so this quiets them too.
+    # Ray Data's per-read progress bars and INFO lines drown the training progress; Ray
+    # Train workers get this DataContext from the driver.
     ray.data.DataContext.get_current().enable_progress_bars = False
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -85,8 +86,8 @@ def _warn_if_outputs_are_temporary() -> None:
     unset = [name for name in ("SCIML_STORAGE", "MLFLOW_TRACKING_URI") if not os.environ.get(name)]
     if unset:
         print(f"[ray] warning: {' and '.join(unset)} unset: relative outputs (runs/, sqlite:///mlruns.db) go to "
-              f"the job's temporary copy of --working-dir ({os.getcwd()}), which Ray deletes after the job; "
-              "set them on every node (docs/cluster.md)", file=sys.stderr)
+              "the job's unpacked copy of --working-dir, which Ray owns and deletes; set them on every node "
+              "(docs/cluster.md)", file=sys.stderr)
 
 
 class ClusterTooSmall(ValueError):
