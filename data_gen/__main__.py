@@ -7,6 +7,7 @@ import sys
 from sciml.cli import OneLineParser, fail_for_field
 from sciml.core.checks import check_int
 from sciml.physics import SystemSpec
+from sciml.ray_env import settle_job_outputs
 
 from .directory import DatasetConflictError
 from .pipeline import generate_dataset
@@ -48,6 +49,7 @@ def parse_args(argv: list[str] | None) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settle_job_outputs()  # first: it decides where relative outputs go under `ray job submit`
     args, request = parse_args(argv)
     try:
         manifest = generate_dataset(request, args.out, num_workers=args.num_workers, address=args.address,

@@ -51,7 +51,6 @@ def start_or_connect(address: str | None = None, num_cpus: int | None = None, qu
                   f"{LOOPBACK_ONLY_ENV}=0 before importing ray to keep it local", file=sys.stderr)
     _EMBEDDED = not address
     _quiet_ray_data(quiet)
-    _warn_if_outputs_are_temporary()
     return True
 
 
@@ -75,19 +74,43 @@ def _quiet_ray_data(quiet: bool) -> None:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def _warn_if_outputs_are_temporary() -> None:
-    """Under `ray job submit --working-dir`, relative outputs land in a copy Ray deletes later."""
-    if JOB_ENV not in os.environ:
-        return
-    import ray
+# Where a submitted job's driver keeps its outputs when the environment names no storage.
+JOB_STORAGE_DEFAULT = "~/sciml"
+_UPLOAD_MARK = os.sep + os.path.join("runtime_resources", "working_dir_files") + os.sep
 
-    if not ray.get_runtime_context().runtime_env.get("working_dir"):
-        return
-    unset = [name for name in ("SCIML_STORAGE", "MLFLOW_TRACKING_URI") if not os.environ.get(name)]
-    if unset:
-        print(f"[ray] warning: {' and '.join(unset)} unset: relative outputs (runs/, sqlite:///mlruns.db) go to "
-              "the job's unpacked copy of --working-dir, which Ray owns and deletes; set them on every node "
-              "(docs/cluster.md)", file=sys.stderr)
+
+def settle_job_outputs() -> str | None:
+    """Under `ray job submit --working-dir`, keep the driver and its outputs out of the upload.
+
+    The driver starts in the node's unpacked copy of the upload, which Ray owns: it deletes it
+    after the job, and a second node sharing the machine's Ray temp dir (two `ray start` on one
+    machine without --temp-dir) deletes and unpacks it again while the job runs, taking the
+    driver's working directory with it. So, before anything resolves a relative path: outputs
+    go to SCIML_STORAGE (default ~/sciml, which only a single-machine cluster shares: a
+    multi-node cluster needs shared storage there), MLflow to MLFLOW_TRACKING_URI (default a
+    sqlite file in that folder), and the driver works from that folder. Entry points call this
+    first; it does nothing outside a job's upload. Returns the folder it moved to, if any.
+    """
+    if JOB_ENV not in os.environ:
+        return None
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:  # already gone: the job started in the upload, so settle anyway
+        cwd = os.environ.get("PWD", _UPLOAD_MARK)
+    if _UPLOAD_MARK not in cwd + os.sep:
+        return None
+    storage = os.path.abspath(os.path.expanduser(os.environ.get("SCIML_STORAGE") or JOB_STORAGE_DEFAULT))
+    defaults = {"SCIML_STORAGE": storage, "MLFLOW_TRACKING_URI": f"sqlite:///{storage}/mlruns.db"}
+    chosen = {name: value for name, value in defaults.items() if not os.environ.get(name)}
+    os.environ.update(chosen)
+    os.makedirs(storage, exist_ok=True)
+    os.chdir(storage)
+    if chosen:
+        print("[ray] this job runs from its uploaded --working-dir, which Ray deletes: "
+              + ", ".join(f"{name}={value}" for name, value in chosen.items())
+              + " (set them on every node for shared storage on a multi-node cluster: docs/cluster.md)",
+              file=sys.stderr, flush=True)
+    return storage
 
 
 class ClusterTooSmall(ValueError):

@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from sciml.core.checks import PRECISIONS, check_modes_fit
+from sciml.ray_env import settle_job_outputs
 from sciml.training.config import RECIPES, ModelConfig, ResourceConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settle_job_outputs()  # first: it decides where relative outputs go under `ray job submit`
     args = _parser().parse_args(argv)
     try:
         cfg, resources, data = _validate(args)

@@ -13,7 +13,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from sciml.ray_env import LOOPBACK_ONLY_ENV, start_or_connect
+from sciml.ray_env import JOB_ENV, LOOPBACK_ONLY_ENV, settle_job_outputs, start_or_connect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +23,50 @@ def test_start_or_connect_reports_only_what_it_started(ray_address):
 
     assert ray.is_initialized()
     assert start_or_connect() is False  # the session's Ray: not this call's to shut down
+
+
+@pytest.fixture
+def job_upload(tmp_path, monkeypatch):
+    """A submitted job's driver standing in its unpacked upload, with HOME and the environment private."""
+    upload = tmp_path / "session_x" / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
+    upload.mkdir(parents=True)
+    monkeypatch.chdir(upload)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(JOB_ENV, "{}")
+    for name in ("SCIML_STORAGE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return upload
+
+
+def test_a_job_leaves_its_upload_for_the_default_storage(job_upload, tmp_path, capsys):
+    home = tmp_path / "home"
+    assert settle_job_outputs() == str(home / "sciml")
+    assert os.getcwd() == str(home / "sciml")
+    assert os.environ["SCIML_STORAGE"] == str(home / "sciml")
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home}/sciml/mlruns.db"
+    assert "SCIML_STORAGE=" in capsys.readouterr().err
+    # Ray deleting the upload now leaves the driver standing somewhere that exists.
+    job_upload.rmdir()
+    assert os.path.abspath("runs") == str(home / "sciml" / "runs")
+
+
+def test_a_job_keeps_the_storage_its_environment_names(job_upload, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCIML_STORAGE", str(tmp_path / "shared"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert settle_job_outputs() == str(tmp_path / "shared")
+    assert os.getcwd() == str(tmp_path / "shared")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert capsys.readouterr().err == ""
+
+
+def test_outside_a_job_upload_nothing_moves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCIML_STORAGE", raising=False)
+    monkeypatch.setenv(JOB_ENV, "{}")  # a job submitted without --working-dir
+    assert settle_job_outputs() is None
+    monkeypatch.delenv(JOB_ENV)  # not a job at all
+    assert settle_job_outputs() is None
+    assert os.getcwd() == str(tmp_path) and "SCIML_STORAGE" not in os.environ
 
 
 def test_ray_is_started_only_through_ray_env():

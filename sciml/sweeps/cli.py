@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sciml.cli import OneLineParser, fail, fail_for_field
+from sciml.ray_env import settle_job_outputs
 from sciml.sweeps.profiles import PROFILES, profile_settings
 from sciml.sweeps.questions import Q4_OOD, QUESTIONS, Question
 
@@ -62,6 +63,7 @@ def parser(question: Question) -> argparse.ArgumentParser:
 
 
 def main(question_key: str, argv: list[str] | None = None) -> int:
+    settle_job_outputs()  # first: it decides where relative outputs go under `ray job submit`
     question = QUESTIONS[question_key]
     args = parser(question).parse_args(argv)
     try:

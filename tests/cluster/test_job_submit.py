@@ -30,7 +30,9 @@ README_COMMAND = "ray job submit --working-dir . -- python sweeps/q1_data_scalin
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 # Where the driver and a task on each node import `sciml` from, under the same upload.
 IMPORT_PROBE = """
-import json, os, ray, sciml
+import json, os
+cwd = os.getcwd()  # before a node sharing the Ray temp dir unpacks the upload afresh under it
+import ray, sciml
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as on_node
 ray.init()
 @ray.remote(num_cpus=1)
@@ -39,7 +41,7 @@ def where():
     return ray.get_runtime_context().get_node_id(), sciml.__file__
 nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 remote = ray.get([where.options(scheduling_strategy=on_node(n, soft=False)).remote() for n in nodes])
-print("PROBE " + json.dumps({"cwd": os.getcwd(), "driver": sciml.__file__, "workers": [f for _, f in remote]}))
+print("PROBE " + json.dumps({"cwd": cwd, "driver": sciml.__file__, "workers": [f for _, f in remote]}))
 """
 
 
@@ -69,17 +71,20 @@ def _ours(temp_dir: str) -> list[psutil.Process]:
 
 @pytest.fixture
 def two_node_cluster(tmp_path):
-    """Two `ray start` nodes on loopback, started as a user would: the project's venv first on PATH,
-    and SCIML_STORAGE / MLFLOW_TRACKING_URI in every node's environment, as the cluster configs set them."""
-    # One temp dir per node (short: Ray's socket paths have a length limit). A node that joins
-    # without one takes the head's, and two nodes on one machine then share the folder a job's
-    # upload is unpacked into: the second node's runtime-env agent, unpacking it afresh,
-    # deletes the folder the driver runs in (the job fails with FileNotFoundError from getcwd).
-    temp_dirs = [tempfile.mkdtemp(prefix="r2n", dir="/tmp") for _ in range(2)]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-           "SCIML_STORAGE": str(tmp_path / "storage"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns.db"}
-    env.pop("RAY_ADDRESS", None)
+    """Two `ray start` nodes on loopback, started the usual way on one machine: the project's venv first
+    on PATH, the second node without --temp-dir (so it shares the head's, as `ray start` does by
+    default), and no SCIML_STORAGE / MLFLOW_TRACKING_URI anywhere. HOME is a temporary folder, so the
+    job's default storage (~/sciml) lands there."""
+    # Short (Ray's socket paths have a length limit) and shared by both nodes: the second node's
+    # runtime-env agent then unpacks a job's upload afresh into the folder the driver was started in,
+    # deleting it under the driver (the failure of issue 9 item 0).
+    temp_dir = tempfile.mkdtemp(prefix="r2n", dir="/tmp")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(home),
+           "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "")}
+    for name in ("RAY_ADDRESS", "SCIML_STORAGE", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
     env.pop(LOOPBACK_ONLY_ENV, None)  # the test session's setting: Ray refuses to add a node under it
     port, dashboard = _free_port(), _free_port()
 
@@ -92,16 +97,16 @@ def two_node_cluster(tmp_path):
     try:
         subprocess.run(["ray", "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", "--num-cpus=1",
                         "--include-dashboard=true", f"--dashboard-host={HEAD_IP}", f"--dashboard-port={dashboard}",
-                        f"--ray-client-server-port={_free_port()}", f"--temp-dir={temp_dirs[0]}",
+                        f"--ray-client-server-port={_free_port()}", f"--temp-dir={temp_dir}",
                         "--disable-usage-stats", *node_ports()],
                        env=env, check=True, capture_output=True, timeout=120)
         subprocess.run(["ray", "start", f"--address={HEAD_IP}:{port}", f"--node-ip-address={WORKER_IP}",
-                        f"--temp-dir={temp_dirs[1]}", "--num-cpus=1", "--disable-usage-stats", *node_ports()],
+                        "--num-cpus=1", "--disable-usage-stats", *node_ports()],
                        env=env, check=True, capture_output=True, timeout=120)
         yield {"dashboard": f"http://{HEAD_IP}:{dashboard}", "gcs": f"{HEAD_IP}:{port}", "env": env,
-               "storage": tmp_path / "storage", "tracking_uri": env["MLFLOW_TRACKING_URI"]}
+               "storage": home / "sciml", "tracking_uri": f"sqlite:///{home}/sciml/mlruns.db"}
     finally:
-        procs = [proc for temp_dir in temp_dirs for proc in _ours(temp_dir)]
+        procs = _ours(temp_dir)
         for proc in procs:
             try:
                 proc.send_signal(signal.SIGTERM)
@@ -113,8 +118,7 @@ def two_node_cluster(tmp_path):
                 proc.kill()
             except psutil.Error:
                 pass
-        for temp_dir in temp_dirs:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _submit(argv: list[str], cluster: dict) -> subprocess.CompletedProcess:
@@ -147,13 +151,14 @@ def test_readme_ray_job_submit_runs_the_smoke_sweep_on_two_nodes(two_node_cluste
     assert "succeeded" in submit.stdout + submit.stderr
     # The job connected to this cluster (both nodes), not to an embedded Ray of its own.
     assert "'CPU': 2.0" in submit.stdout
-    assert "[ray] warning" not in submit.stdout, submit.stdout[-4000:]
-    # Its results outlive the job's temporary working directory: under SCIML_STORAGE ...
+    # The driver left the upload for the default storage (nothing in the environment names one) ...
+    assert f"SCIML_STORAGE={cluster['storage']}" in submit.stdout, submit.stdout[-4000:]
+    # ... so its results outlive the job's temporary working directory: under ~/sciml ...
     out = cluster["storage"] / "q1-smoke"
     table = pd.read_csv(out / "results.csv")
     assert set(table["recipe"]) == {"scratch", "finetune", "zeroshot"}
     assert (out / "fig3_data_scaling.png").exists()
-    # ... and in the tracking store every node was given.
+    # ... and in the tracking store next to them.
     client = MlflowClient(cluster["tracking_uri"])
     experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
@@ -165,7 +170,7 @@ def test_readme_ray_job_submit_runs_the_smoke_sweep_on_two_nodes(two_node_cluste
     probe = _submit(["ray", "job", "submit", "--working-dir", ".", "--", "python", "-c", IMPORT_PROBE], cluster)
     assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-2000:]
     found = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("PROBE "))[6:])
-    package = Path(found["cwd"]).name  # each node unpacks the upload into its own _ray_pkg_<hash>
+    package = Path(found["cwd"]).name  # the upload is unpacked into _ray_pkg_<hash> on every node
     assert package.startswith("_ray_pkg_"), found
     assert len(found["workers"]) == 2, found
     for path in [found["driver"], *found["workers"]]:
