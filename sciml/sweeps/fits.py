@@ -168,20 +168,24 @@ def _named(row: dict, exponent: str, x: str) -> dict:
     return {names.get(k, k): v for k, v in row.items()}
 
 
+def _fits(best: pd.DataFrame, keys: list[str], along: str, size: str, method_of, exponent: str, x: str,
+          columns: list[str]) -> pd.DataFrame:
+    """One fit per group of trained cells sharing `keys`, of the error against `size` across `along`."""
+    trained = best[best["recipe"].isin(["scratch", "finetune"])]
+    seeds = {k: g["test_rel_l2"].to_numpy() for k, g in trained.groupby(keys + [along], sort=False)}
+    rows = []
+    for key, points in cell_summary(trained).groupby(keys, sort=False):
+        points = points.sort_values(size)
+        per_seed = [seeds[(*key, value)] for value in points[along]]
+        row = _fit_row(points[size].astype(float), points["test_rel_l2"], per_seed, method_of(points[size]))
+        rows.append({**dict(zip(keys, key)), **_named(row, exponent, x)})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def scaling_fits(best: pd.DataFrame) -> pd.DataFrame:
     """Per (task, recipe, preset, pre-training): err(N) = a N^-alpha + c over the cell medians (Fig. 3/4)."""
-    trained = best[best["recipe"].isin(["scratch", "finetune"])]
-    cells = cell_summary(trained)
-    rows = []
-    for key, curve in cells.groupby(["task", "shift", "recipe", "preset", "pretrain"], sort=False):
-        curve = curve.sort_values("n_train")
-        runs = trained[(trained["task"] == key[0]) & (trained["recipe"] == key[2]) & (trained["preset"] == key[3])
-                       & (trained["pretrain"] == key[4])]
-        per_seed = [runs.loc[runs["n_train"] == n, "test_rel_l2"].to_numpy() for n in curve["n_train"]]
-        row = _fit_row(curve["n_train"], curve["test_rel_l2"], per_seed, OFFSET)
-        rows.append({**dict(zip(["task", "shift", "recipe", "preset", "pretrain"], key)),
-                     **_named(row, "alpha", "n")})
-    return pd.DataFrame(rows, columns=SCALING_FIT_COLUMNS)
+    return _fits(best, ["task", "shift", "recipe", "preset", "pretrain"], "n_train", "n_train",
+                 lambda sizes: OFFSET, "alpha", "n", SCALING_FIT_COLUMNS)
 
 
 def model_size_fits(best: pd.DataFrame) -> pd.DataFrame:
@@ -190,16 +194,5 @@ def model_size_fits(best: pd.DataFrame) -> pd.DataFrame:
     With 4 or more model sizes the offset power law a P^-beta + c; with exactly 3 a plain
     log-log slope (c = 0: three points do not pin three parameters); fewer: not fitted.
     """
-    trained = best[best["recipe"].isin(["scratch", "finetune"])]
-    cells = cell_summary(trained)
-    rows = []
-    for key, sizes in cells.groupby(["task", "shift", "recipe", "pretrain", "n_train"], sort=False):
-        sizes = sizes.sort_values("n_params")
-        runs = trained[(trained["task"] == key[0]) & (trained["recipe"] == key[2]) & (trained["pretrain"] == key[3])
-                       & (trained["n_train"] == key[4])]
-        per_seed = [runs.loc[runs["preset"] == p, "test_rel_l2"].to_numpy() for p in sizes["preset"]]
-        method = OFFSET if sizes["n_params"].nunique() > MIN_POINTS else SLOPE
-        row = _fit_row(sizes["n_params"].astype(float), sizes["test_rel_l2"], per_seed, method)
-        rows.append({**dict(zip(["task", "shift", "recipe", "pretrain", "n_train"], key)),
-                     **_named(row, "beta", "p")})
-    return pd.DataFrame(rows, columns=MODEL_FIT_COLUMNS)
+    return _fits(best, ["task", "shift", "recipe", "pretrain", "n_train"], "preset", "n_params",
+                 lambda sizes: OFFSET if sizes.nunique() > MIN_POINTS else SLOPE, "beta", "p", MODEL_FIT_COLUMNS)
