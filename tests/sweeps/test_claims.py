@@ -126,7 +126,8 @@ def test_q3_claims_per_system_and_their_flip(synthetic):
     grows = "zero-shot error grows with the shift"
     assert claims[grows, "SYS-1"]["verdict"] == "supported"
     assert claims[grows, "SYS-1"]["evidence"].startswith("none < mild: none 0.007 vs mild 0.03")
-    assert claims[grows, "SYS-2"]["verdict"] == "contradicted" and claims[grows, "SYS-2"]["why"] == "fails at mild < med"
+    assert claims[grows, "SYS-2"]["verdict"] == "contradicted"
+    assert claims[grows, "SYS-2"]["why"] == "fails at mild < med"
     beats = claims["fine-tuning beats scratch at every shift", "SYS-1"]
     assert beats["verdict"] == "supported" and beats["evidence"].count("fine-tune") == 8
 
@@ -145,13 +146,15 @@ def _q4(synthetic, mixed_over_same, mixed_under_scratch_at_8):
 
 def test_q4_close_and_far_claims_and_their_flips(synthetic):
     claims = _q4(synthetic, mixed_over_same=1.5, mixed_under_scratch_at_8=FAR * 1.25)
-    close, far = "mixed pre-training stays close to same-system pre-training", "mixed pre-training stays far below scratch"
+    close = "mixed pre-training stays close to same-system pre-training"
+    far = "mixed pre-training stays far below scratch"
     for task in ("SYS-1(1,2.5)", "SYS-3(1,5)"):
         assert claims[close, task]["verdict"] == "supported" and claims[far, task]["verdict"] == "supported"
     assert "(ratio 1.5, needs < 2)" in claims[close, "SYS-1(1,2.5)"]["evidence"]
     flipped = _q4(type(synthetic)(), mixed_over_same=CLOSE * 1.5, mixed_under_scratch_at_8=FAR * 0.75)
     assert flipped[close, "SYS-3(1,5)"]["verdict"] == "contradicted"
-    assert flipped[far, "SYS-3(1,5)"]["verdict"] == "contradicted" and flipped[far, "SYS-3(1,5)"]["why"] == "fails at N=8"
+    assert flipped[far, "SYS-3(1,5)"]["verdict"] == "contradicted"
+    assert flipped[far, "SYS-3(1,5)"]["why"] == "fails at N=8"
 
 
 def test_an_empty_sweep_has_no_claims(synthetic):
