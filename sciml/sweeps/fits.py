@@ -177,7 +177,7 @@ def _fits(best: pd.DataFrame, keys: list[str], along: str, size: str, method_of,
     for key, points in cell_summary(trained).groupby(keys, sort=False):
         points = points.sort_values(size)
         per_seed = [seeds[(*key, value)] for value in points[along]]
-        row = _fit_row(points[size].astype(float), points["test_rel_l2"], per_seed, method_of(points[size]))
+        row = _fit_row(points[size], points["test_rel_l2"], per_seed, method_of(points[size]))
         rows.append({**dict(zip(keys, key)), **_named(row, exponent, x)})
     return pd.DataFrame(rows, columns=columns)
 
