@@ -304,14 +304,19 @@ def _trial_key(trial) -> str:
     return TrialSpec(**trial.config["trial"]).key
 
 
-def print_summary(outcome: SweepOutcome, stream=sys.stdout) -> None:
-    from sciml.sweeps.results import markdown_table
+def print_summary(outcome: SweepOutcome, stream=sys.stdout, budget=None) -> None:
+    """Claims first (with the compute budget when given, kept-start and grid-edge counts), then the tables."""
+    from sciml.sweeps.report import summary_sections
+    from sciml.sweeps.results import cell_summary, markdown_table
 
-    table = outcome.results.drop(columns=["trial_id", "mlflow_run_id", "question"])
-    print("\nResults (best learning rate per cell, by validation error):", file=stream)
+    print("\n" + "\n".join(summary_sections(outcome.results, outcome.savings, budget)), file=stream)
+    table = cell_summary(outcome.results).drop(columns=["question", "system"])
+    print("Results (best learning rate per cell by validation; test error: median and quartiles over seeds):",
+          file=stream)
     print(markdown_table(table), file=stream)
     if not outcome.savings.empty:
-        print("\nData savings (scratch examples needed for the fine-tuned error):", file=stream)
+        print("\nData savings (scratch examples needed for the fine-tuned error / N; median over seeds):",
+              file=stream)
         print(markdown_table(outcome.savings.drop(columns=["question"])), file=stream)
     print("\nFiles:", file=stream)
     for label, path in outcome.files.items():
