@@ -8,6 +8,7 @@ from sciml.cli import OneLineParser, fail, fail_for_field
 from sciml.ray_env import settle_job_outputs
 from sciml.sweeps.profiles import PROFILES, profile_settings
 from sciml.sweeps.questions import Q4_OOD, QUESTIONS, Question
+from sciml.sweeps.settings import SCHEDULERS, SEARCHES
 
 # Which command-line flag sets each SweepSettings field a validation message names.
 FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", "n_values": "--n-values",
@@ -15,7 +16,10 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          "epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "systems": "--systems",
          "workers_per_trial": "--workers-per-trial", "cpus_per_worker": "--cpus-per-worker",
          "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
-         "seeds": "--seeds", "out": "--out", "cache": "--cache"}
+         "seeds": "--seeds", "out": "--out", "cache": "--cache",
+         # Search, early stopping and grid edges (sciml/sweeps/search.py).
+         "search": "--search", "trials_per_cell": "--trials-per-cell", "scheduler": "--scheduler",
+         "grace_period": "--grace-period", "reduction_factor": "--reduction-factor", "extend_edges": "--extend-edges"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -57,6 +61,16 @@ def parser(question: Question) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (tables, figures, report)")
     p.add_argument("--cache", help="dataset and pre-trained checkpoint cache shared between sweeps")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    search = p.add_argument_group("search and early stopping (default: the paper's full grid)")
+    search.add_argument("--search", choices=SEARCHES, help="grid: every lr of --lrs; optuna: per cell, a seeded "
+                        "TPE study proposes --trials-per-cell lrs log-uniform in [min, max] of --lrs")
+    search.add_argument("--trials-per-cell", type=int, help="optuna: learning rates per cell (default 3)")
+    search.add_argument("--scheduler", choices=SCHEDULERS, help="fifo: every trial runs to the end; asha: per "
+                        "cell, ASHA stops unpromising trials on val_rel_l2")
+    search.add_argument("--grace-period", type=int, help="asha: validations before a trial may be stopped (2)")
+    search.add_argument("--reduction-factor", type=float, help="asha: keep the best 1/factor at each rung (3)")
+    search.add_argument("--extend-edges", type=int, help="grid: rounds adding the next lr beyond a cell's best lr "
+                        "when it is the smallest or largest tried (laptop, paper: 1; smoke: 0)")
     if question.key == "q4":
         p.add_argument("--ood", action="store_true", help="also the out-of-distribution tasks of Q3")
     return p
@@ -72,7 +86,9 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             pretrain_lrs=args.pretrain_lrs, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
             systems=args.systems, workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, seed=args.seed,
-            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None)
+            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None,
+            search=args.search, trials_per_cell=args.trials_per_cell, scheduler=args.scheduler,
+            grace_period=args.grace_period, reduction_factor=args.reduction_factor, extend_edges=args.extend_edges)
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)
@@ -86,5 +102,5 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
         outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
     except ClusterTooSmall as err:
         fail(f"{parser_prog(question)}: error: {err}")
-    print_summary(outcome)
+    print_summary(outcome, budget=outcome.budget)
     return 0

@@ -23,7 +23,9 @@ LAPTOP = dict(
     resolution=32, n_pretrain=8192, n_downstream=2048, n_val=128, n_test=256, presets=("d16m8",),
     n_values=(8, 16, 32, 64, 128, 256, 512), scratch_extra_n=(1024, 2048), lrs=(3e-4, 1e-3, 3e-3),
     epochs=30, batch_size=16, min_steps=200, pretrain_lrs=(1e-3, 2e-3), pretrain_epochs=30,
-    pretrain_batch_size=32, shard_size=512)
+    pretrain_batch_size=32, shard_size=512,
+    # One round beyond a best-at-the-edge lr: the laptop scratch grid never bracketed its optimum (issue 10).
+    extend_edges=1)
 # The other questions multiply the grid (presets, shifts, systems), so each cell gets
 # fewer N and learning rates; Q3 shares Q1's pre-training (same settings: cached).
 _COARSE = dict(n_values=(8, 32, 128, 512), scratch_extra_n=(2048,), lrs=(1e-3, 3e-3))
@@ -62,4 +64,4 @@ def profile_settings(question: str, profile: str) -> SweepSettings:
         presets=("64K", "1M", "16M", "256M") if question == "q2" else ("256M",),
         n_values=POWERS_OF_TWO, lrs=PAPER_LRS, epochs=500, batch_size=128,
         pretrain_lrs=PAPER_LRS, pretrain_epochs=500, pretrain_batch_size=128,
-        workers_per_trial=1, cpus_per_worker=4, gpus_per_worker=1.0, shard_size=1024, **common)
+        workers_per_trial=1, cpus_per_worker=4, gpus_per_worker=1.0, shard_size=1024, extend_edges=1, **common)

@@ -46,14 +46,18 @@ def trial_rows(question: str, trials: Iterable[tuple[Mapping, Mapping, str]],
     return frame.astype({"kept_start": bool, "stopped_early": bool})
 
 
-def best_by_validation(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, the learning rate with the lowest mean validation error over seeds; its rows."""
+def best_by_validation(rows: pd.DataFrame, by_seed: bool = False) -> pd.DataFrame:
+    """Per cell, the learning rate with the lowest mean validation error over seeds; its rows.
+
+    `by_seed`: each seed picks its own learning rate (Optuna proposes different ones per seed).
+    """
     if rows.empty:
         return rows
+    cell = CELL + (["seed"] if by_seed else [])
     keyed = rows.assign(_lr=rows["lr"].fillna(-1.0))
-    mean_val = keyed.groupby(CELL + ["_lr"], dropna=False)["val_rel_l2"].mean().reset_index()
-    best = mean_val.loc[mean_val.groupby(CELL, dropna=False)["val_rel_l2"].idxmin(), CELL + ["_lr"]]
-    chosen = keyed.merge(best, on=CELL + ["_lr"], how="inner").drop(columns="_lr")
+    mean_val = keyed.groupby(cell + ["_lr"], dropna=False)["val_rel_l2"].mean().reset_index()
+    best = mean_val.loc[mean_val.groupby(cell, dropna=False)["val_rel_l2"].idxmin(), cell + ["_lr"]]
+    chosen = keyed.merge(best, on=cell + ["_lr"], how="inner").drop(columns="_lr")
     recipes = {"zeroshot": 0, "scratch": 1, "finetune": 2}
     shifts = {"none": 0, "mild": 1, "med": 2, "large": 3}
     systems = {name: i for i, name in enumerate(SYSTEMS)}  # SYS-1, SYS-2, SYS-3

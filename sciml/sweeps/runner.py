@@ -5,8 +5,12 @@
    learning rates, best by validation, cached by content under `<cache>/pretrained`;
 3. one Tune grid over the downstream cells: learning rate x N x recipe x preset x task
    (x seed), each trial a Ray Train run; zero-shot cells are evaluated once per task;
-4. best learning rate per cell by validation, its test error, data savings, figures,
-   report, and MLflow artifacts on the sweep's parent run.
+   (`--search optuna`: per-cell learning rates proposed by a seeded Optuna study instead of
+   the grid's; `--scheduler asha`: one ASHA per cell stops unpromising trials early);
+4. grid edges: cells whose best learning rate is the smallest or largest tried get the next
+   value beyond that edge, in another Tune run, up to `extend_edges` rounds (grid search only);
+5. best learning rate per cell by validation, its test error, grid-edge flags, data savings,
+   the compute budget (budget.json), figures, report, and MLflow artifacts on the parent run.
 An interrupted sweep resumes: finished pre-trainings are cached, and the downstream Tune
 experiment is restored without redoing finished trials.
 """
@@ -14,6 +18,7 @@ experiment is restored without redoing finished trials.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -25,7 +30,9 @@ from sciml.core.tables import RANDOM_INIT
 from sciml.data.manifest import load_manifest
 from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, slug
 from sciml.sweeps.questions import Question
+from sciml.sweeps.budget import Budget
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
+from sciml.sweeps.search import edge_extensions, mark_edges, optuna_lrs, trial_cell
 from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
                                  trial_resources)
@@ -33,6 +40,7 @@ from sciml.sweeps.tune_state import repair as repair_tune_state
 from sciml.sweeps.tune_state import state_backup_callback
 
 STATE_FILE = "sweep_state.json"
+BUDGET_FILE = "budget.json"
 MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
 
 
@@ -43,6 +51,7 @@ class SweepOutcome:
     files: dict[str, str]
     parent_run_id: str | None
     tracking_uri: str | None
+    budget: Budget | None = None
 
 
 def _log(message: str) -> None:
@@ -67,6 +76,15 @@ class SweepRunner:
         return [TrialSpec(recipe="pretrain", preset=preset, seed=self.settings.seed, pretrain=label, lr=lr)
                 for label in labels for preset in self.settings.presets for lr in self.settings.pretrain_lrs]
 
+    def lrs(self, recipe: str, preset: str, seed: int, pretrain: str, n_train: int, common: dict) -> tuple[float, ...]:
+        """The learning rates one cell trains: the grid's, or those its seeded Optuna study proposes."""
+        s = self.settings
+        if s.search == "grid":
+            return s.lrs
+        cell = trial_cell({"recipe": recipe, "preset": preset, "seed": seed, "pretrain": pretrain,
+                           "n_train": n_train, **common})
+        return tuple(optuna_lrs(cell, min(s.lrs), max(s.lrs), s.trials_per_cell, s.seed))
+
     def downstream_trials(self, checkpoints: dict[tuple[str, str], str]) -> list[TrialSpec]:
         s = self.settings
         trials = []
@@ -79,11 +97,11 @@ class SweepRunner:
                         trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
                                                 **common))
                     for n in s.n_values + s.scratch_extra_n:
-                        for lr in s.lrs:
+                        for lr in self.lrs("scratch", preset, seed, RANDOM_INIT, n, common):
                             trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
                     for p in task.pretrainings:
                         for n in s.n_values:
-                            for lr in s.lrs:
+                            for lr in self.lrs("finetune", preset, seed, p.label, n, common):
                                 trials.append(TrialSpec("finetune", preset, seed, p.label, n_train=n, lr=lr,
                                                         checkpoint=checkpoints[p.label, preset], **common))
         # Zero-shot evaluations are identical across seeds only for pre-trained models.
@@ -164,7 +182,19 @@ class SweepRunner:
         root = os.environ.get("SCIML_STORAGE")
         return os.path.join(root, "ray", os.path.basename(self.out)) if root else os.path.join(self.out, "ray")
 
-    def _tune(self, name: str, trials: list[TrialSpec], context: TrialContext, cluster: dict):
+    def edge_trials(self, plan: dict[tuple, list[float]], checkpoints: dict[tuple[str, str], str]) -> list[TrialSpec]:
+        """The trials of one edge-extension round: every planned lr of a cell, for every seed."""
+        trials = []
+        for (task, shift, system, pretrain, preset, recipe, n_train), lrs in plan.items():
+            checkpoint = checkpoints.get((pretrain, preset)) if recipe == "finetune" else None
+            for seed in self.seeds():
+                for lr in lrs:
+                    trials.append(TrialSpec(recipe, preset, seed, pretrain, task=task, shift=shift, system=system,
+                                            n_train=int(n_train), lr=float(lr), checkpoint=checkpoint))
+        return trials
+
+    def _tune(self, name: str, trials: list[TrialSpec], context: TrialContext, cluster: dict,
+              scheduler: str = "fifo"):
         from ray import tune
 
         s = self.settings
@@ -180,12 +210,18 @@ class SweepRunner:
             _log(f"{name}: resuming the Tune experiment in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
-            _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time")
+            _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
+            schedule = {}
+            if scheduler == "asha":
+                from sciml.sweeps.search import cell_asha
+
+                schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
-                                            trial_name_creator=_trial_key, trial_dirname_creator=_trial_key),
+                                            trial_name_creator=_trial_key, trial_dirname_creator=_trial_key,
+                                            **schedule),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
                                           callbacks=[progress_callback(name, len(trials)),
                                                      state_backup_callback()],
@@ -195,13 +231,26 @@ class SweepRunner:
         finished, failed = [], []
         for result in grid:
             spec = result.config["trial"]
-            if result.error is not None or not result.metrics or "test_rel_l2" not in result.metrics:
+            metrics = _final_metrics(result.metrics, result.error)
+            if metrics is None:
                 failed.append((TrialSpec(**spec).key, result.error))
             else:
-                finished.append((spec, result.metrics, result.metrics.get("trial_key", TrialSpec(**spec).key)))
+                metrics.update(search=s.search, scheduler=scheduler)
+                finished.append((spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key)))
+        self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early")])
         for key, error in failed:
             _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")
         return finished, failed
+
+    def _tag_stopped(self, stopped: list[dict]) -> None:
+        """A stopped trial's process ends mid-run: its MLflow run says so here (tag, KILLED)."""
+        if not self.tracker:
+            return
+        for metrics in stopped:
+            run_id = metrics.get("mlflow_run_id")
+            if run_id and self.tracker.run_exists(run_id):
+                self.tracker.set_tags(run_id, {"stopped_early": True})
+                self.tracker.end_run(run_id, status="KILLED")
 
     def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
         s = self.settings
@@ -252,12 +301,26 @@ class SweepRunner:
     def _downstream(self, data: SweepData, checkpoints: dict, cluster: dict) -> pd.DataFrame:
         from sciml.training.config import ModelConfig
 
+        s = self.settings
         trials = self.downstream_trials(checkpoints)
         name = f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
         context = self._context(data, trials, name)
-        finished, failed = self._tune(name, trials, context, cluster)
-        n_params = {p: ModelConfig.parse(p).n_params for p in self.settings.presets}
+        finished, failed = self._tune(name, trials, context, cluster, s.scheduler)
+        n_params = {p: ModelConfig.parse(p).n_params for p in s.presets}
         rows = trial_rows(self.question.key, finished, n_params)
+        # Grid edges, before anything is computed from the best rows (data savings included).
+        # Deterministic in the finished trials, so a resumed sweep plans (and restores) the same rounds.
+        for round_ in range(s.extend_edges if s.search == "grid" else 0):
+            plan = edge_extensions(best_by_validation(rows), rows, s.lrs)
+            if not plan:
+                break
+            extra = self.edge_trials(plan, checkpoints)
+            _log(f"grid edges, round {round_ + 1}: {len(plan)} cells at an edge, {len(extra)} more trials")
+            name = f"edges-{cache_key([asdict(t) for t in extra], 8)}"
+            more, more_failed = self._tune(name, extra, self._context(data, extra, name), cluster, s.scheduler)
+            failed += more_failed
+            trials = trials + extra
+            rows = pd.concat([rows, trial_rows(self.question.key, more, n_params)], ignore_index=True)
         # Each pre-trained zero-shot point was evaluated once; every seed shares it.
         if self.settings.seeds > 1:
             zero = rows[(rows["recipe"] == "zeroshot") & (rows["pretrain"] != RANDOM_INIT)]
@@ -270,14 +333,36 @@ class SweepRunner:
     def _finish(self, rows: pd.DataFrame) -> SweepOutcome:
         from sciml.sweeps.report import write_outputs
 
-        best = best_by_validation(rows)
+        s = self.settings
+        best = mark_edges(best_by_validation(rows, by_seed=s.search == "optuna"), rows, s.lrs, s.search)
         savings = data_savings(best)
-        files = write_outputs(self.question, self.settings, best, savings, rows, self.out)
+        budget = Budget.from_trials(rows, s.lrs)
+        files = write_outputs(self.question, s, best, savings, rows, self.out, budget=budget)
+        files[BUDGET_FILE] = str(write_json(os.path.join(self.out, BUDGET_FILE), budget.to_dict()))
         if self.tracker and self.parent_run_id:
             for path in files.values():
                 self.tracker.log_artifact(self.parent_run_id, path, "results")
             self.tracker.end_run(self.parent_run_id)
-        return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
+        return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None,
+                            budget)
+
+
+def _final_metrics(metrics: dict | None, error) -> dict | None:
+    """A trial's row metrics: its final report, or for a trial a scheduler stopped, its last validation's.
+
+    A stopped trial's best weights so far are its answer: their validation error, and the
+    test error the loop measured when they became the best (test_on_improvement).
+    """
+    if error is not None or not metrics:
+        return None
+    metrics = dict(metrics)
+    if "test_rel_l2" not in metrics:
+        if "best_test_rel_l2" not in metrics:
+            return None
+        metrics.update(val_rel_l2=metrics["best_val_rel_l2"], test_rel_l2=metrics["best_test_rel_l2"],
+                       epochs_run=metrics["epoch"], stopped_early=True)
+    metrics["trial_seconds"] = metrics.get("time_total_s", math.nan)
+    return metrics
 
 
 def progress_callback(name: str, total: int):

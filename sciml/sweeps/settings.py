@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sciml.core.checks import (check_int, check_ints, check_modes_fit, check_number, check_numbers, check_precision,
-                               check_resolution)
+from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_fit, check_number, check_numbers,
+                               check_precision, check_resolution)
 from sciml.physics import SYSTEMS
+
+SEARCHES = ("grid", "optuna")  # how a cell's learning rates are chosen (sciml/sweeps/search.py)
+SCHEDULERS = ("fifo", "asha")  # whether Tune stops a cell's unpromising trials early
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
+    # How learning rates are chosen and trials stopped (sciml/sweeps/search.py); grid + fifo is the paper's.
+    search: str = "grid"  # grid | optuna
+    trials_per_cell: int = 3  # optuna: learning rates proposed per cell
+    scheduler: str = "fifo"  # fifo | asha
+    grace_period: int = 2  # asha: validations before a trial can be stopped
+    reduction_factor: float = 3.0  # asha: keep the best 1/reduction_factor at each rung
+    extend_edges: int = 0  # grid: rounds that add the next lr beyond a cell's best-at-the-edge lr
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
@@ -72,6 +82,12 @@ class SweepSettings:
         if self.max_concurrent is not None:
             check_int("max_concurrent", self.max_concurrent, 1)
         check_precision("precision", self.precision)
+        check_choice("search", self.search, SEARCHES)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
+        check_int("trials_per_cell", self.trials_per_cell, 1)
+        check_int("grace_period", self.grace_period, 1)
+        check_number("reduction_factor", self.reduction_factor, 1, low_open=True)
+        check_int("extend_edges", self.extend_edges, 0)
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -2,6 +2,11 @@
 
 A trial is one Ray Train run (local mode or DDP workers) built by `run_training`, the
 same path the `sciml.train` CLI uses; Tune only schedules trials and collects metrics.
+
+Each validation of a trial reaches Tune as it happens (ASHA decides on them): in local
+mode through the session's report listener, with DDP workers through Ray Train's
+TuneReportCallback. The loop's own final report is not forwarded: the trial reports the
+final metrics itself, once, after the run (a forwarded `done` would end the trial first).
 """
 
 from __future__ import annotations
@@ -124,6 +129,22 @@ def _random_model(trial: TrialSpec, context: TrialContext, directory: str) -> st
     return path
 
 
+FINAL_METRICS = ("val_rel_l2", "test_rel_l2", "best_epoch", "epochs", "epochs_run", "steps", "train_seconds",
+                 "stopped_early")
+
+
+def _epoch_reports_callback():
+    """TuneReportCallback without the loop's final report (the trial sends its own)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class EpochReports(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and "done" not in metrics[0]:
+                super().after_report(run_context, metrics, None)
+
+    return EpochReports()
+
+
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Tune trainable: one training (or evaluation) run, then report its final metrics."""
     from ray import tune
@@ -159,23 +180,28 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
             "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
             "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
-            "task": trial.task or "", "pretrain": trial.pretrain}
+            "task": trial.task or "", "pretrain": trial.pretrain, "search": settings.search,
+            "scheduler": settings.scheduler if not pretraining else "fifo",
+            "stopped_early": False}  # the runner sets True on a trial its scheduler stops
     tracking = None
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
                                    parent_run_id=context.parent_run_id, uri=context.tracking_uri,
                                    model_record="path" if pretraining else "none")
-    callbacks = []
-    if settings.workers_per_trial > 0:
-        from ray.tune.integration.ray_train import TuneReportCallback
+    from sciml.training.session import forwarding_reports
 
-        callbacks.append(TuneReportCallback())
-    outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
-                           storage_path=os.path.join(context.storage_path, "train_runs"),
-                           datasets=datasets, callbacks=callbacks)
+    def forward(metrics: dict[str, Any]) -> None:
+        if "done" not in metrics:
+            tune.report({**metrics, "trial_key": trial.key})
+
+    callbacks = [_epoch_reports_callback()] if settings.workers_per_trial > 0 else []
+    with forwarding_reports(forward):
+        outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
+                               storage_path=os.path.join(context.storage_path, "train_runs"),
+                               datasets=datasets, callbacks=callbacks,
+                               test_on_improvement=settings.scheduler == "asha" and not pretraining)
     if not pretraining:  # only pre-trained models are kept (the sweep caches them)
         shutil.rmtree(directory, ignore_errors=True)
-    metrics = {k: outcome.metrics[k] for k in ("val_rel_l2", "test_rel_l2", "best_epoch", "epochs")
-               if k in outcome.metrics}
+    metrics = {k: outcome.metrics[k] for k in FINAL_METRICS if k in outcome.metrics}
     tune.report({**metrics, "model_path": outcome.model_path if pretraining else "",
                  "mlflow_run_id": outcome.run_id or "", "trial_key": trial.key})

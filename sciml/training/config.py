@@ -174,6 +174,9 @@ class LoopConfig:
     local_checkpoint_dir: str | None = None  # local mode: where reported checkpoints must outlive the loop
     datasets: Mapping[str, Any] = field(default_factory=dict)  # names and hashes, recorded in the model file
     progress: bool = False  # a progress bar on the chief worker
+    # Test the weights at every validation improvement and report it (best_test_rel_l2), so
+    # that a run a scheduler stops early (ASHA) still has the test error of its best weights.
+    test_on_improvement: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.train, Mapping):

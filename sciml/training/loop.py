@@ -12,6 +12,13 @@ A `Trainer` runs the named steps; each is the one place its kind of change goes:
     train_one_epoch     one pass over this worker's shuffled rows (the training loss lives here)
     validate_and_report best-by-validation, history, report to Ray Train, MLflow, progress
     export              best weights, test error, model file, final report
+
+Every report carries the run's compute so far: optimizer steps and `train_seconds`, the
+wall time inside `train_one_epoch` only (no validation, data loading or set-up), so that a
+sweep can set it against the trial's whole wall time. A scheduler that stops a run early
+(ASHA in a sweep) sees each validation report; with `test_on_improvement` those reports
+also carry the test error of the best weights so far, so a stopped run still has an
+honest test number for the weights it would have exported.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import copy
 import gc
 import math
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -183,6 +191,8 @@ class Trainer:
         self.start_epoch, self.history, self.best = 0, [], None
         self.progress = None
         self._loss_sum, self._rows_seen, self._evaluations = 0.0, 0.0, 0
+        self.steps, self.train_seconds = 0, 0.0  # compute so far (restored on resume)
+        self.best_test: float | None = None  # test error of the best weights (test_on_improvement)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -253,6 +263,7 @@ class Trainer:
     def _validate_start(self) -> None:
         val_error = evaluate(self.net, self.data.val, self.session, self.cfg, self.device)
         self.best = BestWeights.start(val_error, self.model)
+        self._test_best()
         self.history.append({"epoch": 0, "val_rel_l2": val_error})
         if self.logger:
             self.logger.log_metrics({"val_rel_l2": val_error}, step=0)
@@ -260,7 +271,8 @@ class Trainer:
     def training_state(self, epoch: int) -> dict[str, Any]:
         """Everything a restarted worker needs to continue after `epoch` (the STATE_FILE)."""
         return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "best": self.best.to_state(), "history": self.history}
+                "scheduler": self.scheduler.state_dict(), "best": self.best.to_state(), "history": self.history,
+                "train_seconds": self.train_seconds, "best_test": self.best_test}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -268,20 +280,25 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch, self.history = state["epoch"], list(state["history"])
         self.best = BestWeights.from_state(state["best"])
+        self.steps = self.start_epoch * self.schedule.steps_per_epoch
+        self.train_seconds, self.best_test = state.get("train_seconds", 0.0), state.get("best_test")
 
     # -- train one epoch ------------------------------------------------------------------
 
     def train_one_epoch(self, epoch: int) -> None:
         """One pass over this worker's rows in an order fixed by (seed, epoch, rank)."""
         train = self.data.train
+        started = time.perf_counter()
         self.net.train()
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
             _mix_seed(self.cfg.seed, epoch, self.session.world_rank))).to(train.index.device)
         for start in range(0, len(train), self.schedule.batch_size):
             batch = order[start:start + self.schedule.batch_size]
             loss = self._optimizer_step(train, batch)
-            self._loss_sum += float(loss.detach()) * len(batch)
+            self._loss_sum += float(loss.detach()) * len(batch)  # also waits for the device: honest seconds
+            self.steps += 1
         self._rows_seen += len(train)
+        self.train_seconds += time.perf_counter() - started
 
     def _optimizer_step(self, train: FieldSet, batch: torch.Tensor) -> torch.Tensor:
         with _autocast(self.cfg, self.device):
@@ -299,19 +316,35 @@ class Trainer:
         loss_total, rows = self.session.all_reduce_sum([self._loss_sum, self._rows_seen], self.device)
         train_loss, self._loss_sum, self._rows_seen = loss_total / rows, 0.0, 0.0
         val_error = evaluate(self.net, self.data.val, self.session, self.cfg, self.device)
-        self.best.consider(epoch, val_error, self.model)
+        if self.best.consider(epoch, val_error, self.model):
+            self._test_best()
         record = {"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val_error,
                   "best_val_rel_l2": self.best.val_rel_l2, "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(record)
         self._evaluations += 1
         last = epoch == self.schedule.epochs
         resumable = self.checkpoint_every is not None and (self._evaluations % self.checkpoint_every == 0 or last)
-        self._report(record, epoch, {STATE_FILE: lambda: self.training_state(epoch)} if resumable else {})
+        self._report({**record, **self._progress_metrics(epoch)}, epoch,
+                     {STATE_FILE: lambda: self.training_state(epoch)} if resumable else {})
         if self.logger:
             self.logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
         if self.progress:
             self.progress.update(epoch - self.progress.n)
             self.progress.set_postfix(train_loss=f"{train_loss:.3g}", val=f"{val_error:.3g}")
+
+    def _test_best(self) -> None:
+        if self.config.test_on_improvement:
+            self.best_test = evaluate(self.net, self.data.test, self.session, self.cfg, self.device)
+
+    def _progress_metrics(self, epoch: int) -> dict[str, Any]:
+        """What a scheduler (and a budget) needs from a validation report besides the errors."""
+        metrics = {"epochs": self.schedule.epochs, "best_epoch": self.best.epoch, "validations": self._evaluations,
+                   "steps": self.steps, "train_seconds": self.train_seconds}
+        if self.best_test is not None:
+            metrics["best_test_rel_l2"] = self.best_test
+        if self.config.tracking is not None:
+            metrics["mlflow_run_id"] = self.config.tracking.run_id
+        return metrics
 
     def _open_progress(self) -> None:
         if self.session.is_chief and self.config.progress and self.schedule.epochs > self.start_epoch:
@@ -342,7 +375,8 @@ class Trainer:
         test_error = evaluate(self.net, self.data.test, self.session, self.cfg, self.device)
         n_train = len(self.data.train) * self.session.world_size if self.data.train is not None else 0
         final = {"epoch": epochs, "epochs": epochs, "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2,
-                 "test_rel_l2": test_error, "n_train": n_train, "done": True}
+                 "test_rel_l2": test_error, "n_train": n_train, "done": True, "epochs_run": epochs,
+                 "steps": self.steps, "train_seconds": self.train_seconds, "stopped_early": False}
         meta = {"recipe": self.cfg.recipe, "seed": self.cfg.seed, "lr": self.cfg.lr, "epochs": epochs,
                 "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2, "test_rel_l2": test_error,
                 "datasets": dict(self.config.datasets), "pretrained_from": self.init_meta.get("datasets", {})}

@@ -87,7 +87,8 @@ def run_params(cfg: TrainConfig, resources: ResourceConfig, datasets: Mapping[st
 def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfig, out_dir: str, *,
                  name: str = "run", tracking: TrackingRequest | None = None,
                  storage_path: str | None = None, datasets: Mapping[str, Any] | None = None,
-                 callbacks: Sequence[Any] = (), progress: bool = False) -> RunOutcome:
+                 callbacks: Sequence[Any] = (), progress: bool = False,
+                 test_on_improvement: bool = False) -> RunOutcome:
     """Fit with TorchTrainer (local mode when resources.workers == 0) and export the best model.
 
     `datasets` may hold pre-built Ray Datasets (a sweep materialises small ones once for
@@ -102,7 +103,8 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
         # One intra-op thread per allotted CPU: spinning OpenMP threads on a busy core
         # (Ray's own processes) slow small models down by an order of magnitude.
         threads=resources.cpus_per_worker, checkpoint_every=resources.checkpoint_every,
-        local_checkpoint_dir=os.path.join(out_dir, "checkpoints"), datasets=described, progress=progress)
+        local_checkpoint_dir=os.path.join(out_dir, "checkpoints"), datasets=described, progress=progress,
+        test_on_improvement=test_on_improvement)
     try:
         trainer = build_trainer(loop, resources, datasets if datasets is not None else data.ray_datasets(cfg),
                                 name=name, storage_path=storage_path or os.path.join(out_dir, "ray_train"),

@@ -7,6 +7,11 @@ runs the loop when a sweep launches it. The function utilities behind them work 
 modes, so the loop talks to those, through this one adapter. They are private Ray API:
 pyproject pins the Ray range they were tested with, and tests/training/test_session.py
 fails naming the symbol when a Ray upgrade moves it.
+
+Local mode keeps every report to itself (Ray 2.60's LocalTrainFnUtils only stores the
+last one), so a caller that wants the per-epoch reports (a Tune trial: ASHA needs them)
+installs a listener with `forwarding_reports`; with DDP workers Ray Train's own callbacks
+(TuneReportCallback) carry them and no listener is called.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
+
+_listeners: list[Callable[[dict[str, Any]], None]] = []
 
 PRIVATE_TRAIN_FN_UTILS = "ray.train.v2._internal.execution.train_fn_utils.get_train_fn_utils"
 
@@ -33,6 +40,16 @@ def train_fn_utils():
         raise ImportError(f"{PRIVATE_TRAIN_FN_UTILS} is not in ray {ray.__version__}; sciml.training.session "
                           "was written against ray 2.60 (the range pinned in pyproject.toml)") from err
     return get_train_fn_utils()
+
+
+@contextmanager
+def forwarding_reports(listener: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Call `listener(metrics)` for every report a local-mode loop in this process makes."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 class TrainSession:
@@ -90,6 +107,9 @@ class TrainSession:
 
         checkpoint = Checkpoint.from_directory(checkpoint_path) if checkpoint_path else None
         self._utils.report(metrics, checkpoint=checkpoint)
+        if not self.distributed:
+            for listener in list(_listeners):
+                listener(dict(metrics))
 
     # Collectives: no-ops with one process.
     def all_reduce_sum(self, values: list[float], device: torch.device) -> list[float]:

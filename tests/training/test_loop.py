@@ -153,8 +153,13 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(data, tmp_pa
     final = trainer.run()
     assert trainer.start_epoch == 2
     assert [m["epoch"] for m, _ in resumed.reports] == [3, 4, 4]
-    assert final == expected
+    assert _timeless(final) == _timeless(expected)  # seconds are measured, not reproduced
+    assert final["train_seconds"] > 0 and final["steps"] == expected["steps"]
     assert trainer.history == _history(whole)
+
+
+def _timeless(metrics):
+    return {k: v for k, v in metrics.items() if k != "train_seconds"}
 
 
 def _history(session):
@@ -167,7 +172,7 @@ def test_a_restart_after_the_final_report_goes_straight_to_the_test(data, tmp_pa
     expected = _trainer(first, data, epochs=2).run()
     again = FakeSession(str(tmp_path / "again"), distributed=True, resume_from=first.checkpoints[-1])
     trainer = _trainer(again, data, epochs=2)
-    assert trainer.run() == expected
+    assert _timeless(trainer.run()) == _timeless(expected)
     assert [files for _, files in again.reports] == [[MODEL_FILE, STATE_FILE]]  # no epoch trained again
     assert trainer.start_epoch == 2
 
@@ -221,3 +226,43 @@ def test_the_worker_entry_point_releases_even_when_the_run_fails(monkeypatch, da
     with pytest.raises(RuntimeError, match="boom"):
         loop_module.train_loop_per_worker(config.to_dict())
     assert released == [True] and seen == [config]
+
+
+def test_every_report_carries_the_compute_so_far_and_the_final_one_the_totals(data, tmp_path):
+    session = FakeSession(str(tmp_path), distributed=False)
+    final = _trainer(session, data, epochs=2).run()
+    epochs = [m for m, _ in session.reports[:-1]]
+    assert [m["steps"] for m in epochs] == [4, 8]  # 32 rows in batches of 8
+    assert [m["validations"] for m in epochs] == [1, 2] and all(m["epochs"] == 2 for m in epochs)
+    assert 0 < epochs[0]["train_seconds"] < epochs[1]["train_seconds"] == final["train_seconds"]
+    assert "best_test_rel_l2" not in epochs[0]  # only on request (it costs a test pass per improvement)
+    assert (final["steps"], final["epochs_run"], final["stopped_early"]) == (8, 2, False)
+
+
+def test_test_on_improvement_reports_the_test_error_of_the_best_weights_so_far(data, tmp_path):
+    session = FakeSession(str(tmp_path), distributed=False)
+    cfg = TrainConfig(model=MODEL, epochs=3, lr=1e-2, batch_size=8, seed=11)
+    trainer = Trainer(LoopConfig(train=cfg, test_on_improvement=True), session, data, CPU)
+    final = trainer.run()
+    last = session.reports[-2][0]
+    assert last["best_epoch"] == final["best_epoch"]
+    assert last["best_test_rel_l2"] == pytest.approx(final["test_rel_l2"])
+
+
+def test_a_listener_sees_every_local_mode_report_and_none_after_it_leaves(monkeypatch):
+    from sciml.training import session as session_module
+
+    class Utils:
+        def report(self, metrics, checkpoint=None):
+            pass
+
+    seen = []
+    session = TrainSession.__new__(TrainSession)
+    session._utils, session.distributed = Utils(), False
+    with session_module.forwarding_reports(seen.append):
+        session.report({"epoch": 1})
+        session.distributed = True  # DDP: Ray Train's callbacks carry reports, not the listener
+        session.report({"epoch": 2})
+    session.distributed = False
+    session.report({"epoch": 3})
+    assert seen == [{"epoch": 1}]
