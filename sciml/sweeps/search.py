@@ -152,9 +152,10 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float):
         def _asha(self, trial):
             cell = self.of_trial.get(trial.trial_id) or trial_cell(trial.config["trial"])
             if cell not in self.cells:
-                # stop_last_trials=False: a run reaching max_t is finished by its own schedule, not cut.
+                # Rungs stop before the last validation (stopping there would only skip the test), and
+                # stop_last_trials=False: a run past max_t is finished by its own schedule, not cut.
                 self.cells[cell] = AsyncHyperBandScheduler(
-                    time_attr="validations", metric="val_rel_l2", mode="min", max_t=max(epochs, grace_period),
+                    time_attr="validations", metric="val_rel_l2", mode="min", max_t=max(epochs - 1, grace_period),
                     grace_period=grace_period, reduction_factor=reduction_factor, stop_last_trials=False)
             self.of_trial[trial.trial_id] = cell
             return self.cells[cell]

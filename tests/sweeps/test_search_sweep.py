@@ -1,0 +1,78 @@
+"""Q1 at the smoke profile with the opt-in search (Optuna, ASHA) and with grid-edge extension, end to end."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(600)
+NEW_COLUMNS = ["best_epoch", "epochs", "epochs_run", "steps", "train_seconds", "trial_seconds", "stopped_early",
+               "search", "scheduler", "lr_at_edge"]
+
+
+@pytest.fixture(scope="module")
+def work(ray_address, tmp_path_factory):
+    work = tmp_path_factory.mktemp("search")
+    return work, {**os.environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlruns.db"}
+
+
+def _sweep(work, env, out, *flags):
+    command = [sys.executable, str(ROOT / "sweeps" / "q1_data_scaling.py"), "--profile", "smoke",
+               "--systems", "poisson", "--out", str(work / out), "--cache", str(work / "cache"), *flags]
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_optuna_and_asha_run_end_to_end_with_the_compute_columns_tags_and_budget(work):
+    work, env = work
+    stdout = _sweep(work, env, "opt", "--search", "optuna", "--trials-per-cell", "2", "--lrs", "1e-3 1e-2",
+                    "--scheduler", "asha", "--grace-period", "1", "--reduction-factor", "2", "--epochs", "4",
+                    "--n-values", "4")
+    out = work / "opt"
+    trials = pd.read_csv(out / "all_trials.csv")
+    results = pd.read_csv(out / "results.csv")
+    assert set(NEW_COLUMNS) - {"lr_at_edge"} <= set(trials.columns) and set(NEW_COLUMNS) <= set(results.columns)
+    trained = trials[trials["recipe"] != "zeroshot"]
+    assert (trained["search"] == "optuna").all() and (trained["scheduler"] == "asha").all()
+    assert trained["lr"].between(1e-3, 1e-2).all() and trained["lr"].nunique() > 2  # per-cell proposals
+    assert (trained["steps"] > 0).all() and (trained["train_seconds"] > 0).all()
+    assert (trained["trial_seconds"] >= trained["train_seconds"]).all()
+    stopped = trained[trained["stopped_early"]]
+    assert (stopped["epochs_run"] < stopped["epochs"]).all() and stopped["test_rel_l2"].map(math.isfinite).all()
+    finished = trained[~trained["stopped_early"]]
+    assert (finished["epochs_run"] == finished["epochs"]).all()
+    # Each seed of each cell keeps its own best lr (Optuna proposes per seed).
+    assert (results[results["recipe"] != "zeroshot"].groupby(["recipe", "n_train", "seed"]).size() == 1).all()
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["steps"] == int(trials["steps"].sum()) and budget["grid_steps"] > 0
+    assert budget["stopped_early"] == len(stopped)
+    assert "## Compute budget" in (out / "report.md").read_text() and "trial-seconds" in stdout
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
+    runs = [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
+            if r.data.tags.get("recipe") in ("scratch", "finetune")]
+    assert runs and all(r.data.tags["search"] == "optuna" and r.data.tags["scheduler"] == "asha" for r in runs)
+    killed = [r for r in runs if r.data.tags["stopped_early"] == "True"]
+    assert len(killed) == len(stopped) and all(r.info.status == "KILLED" for r in killed)
+
+
+def test_grid_edges_are_extended_for_exactly_the_flagged_cells(work):
+    work, env = work
+    stdout = _sweep(work, env, "edges", "--lrs", "3e-3", "--n-values", "4", "--extend-edges", "1", "--no-tracking")
+    trials = pd.read_csv(work / "edges" / "all_trials.csv")
+    trained = trials[trials["recipe"] != "zeroshot"]
+    # A one-value grid is at both edges of every cell: one round adds 1e-3 and 9e-3 to each of them.
+    for _, cell in trained.groupby(["recipe", "n_train"]):
+        assert sorted(cell["lr"]) == [1e-3, 3e-3, 9e-3]
+    assert "grid edges, round 1" in stdout
+    results = pd.read_csv(work / "edges" / "results.csv")
+    edge = results[results["recipe"] != "zeroshot"]
+    assert (edge["lr_at_edge"] == edge["lr"].isin([1e-3, 9e-3])).all()
