@@ -33,7 +33,7 @@ RULES = {
                      "sciml.ray_env"}, {"numpy", "torch", "ray"}),
     "sciml.sweeps": ({"sciml.core", "sciml.cli", "sciml.physics", "sciml.data", "sciml.models", "sciml.figures",
                       "sciml.tracking", "sciml.ray_env", "sciml.training", "data_gen"},
-                     {"numpy", "pandas", "torch", "ray"}),
+                     {"numpy", "pandas", "torch", "ray", "optuna"}),
     "sweeps": ({"sciml.sweeps"}, set()),
 }
 # Narrower rules inside a room: (file, what it may import besides its room's own rules).
