@@ -29,3 +29,12 @@ def test_train_step_benchmark_times_our_model():
                "--repeats", "1", "--warmup", "0", "--batch", "2", "--threads", "1")
     row = next(line for line in out.splitlines() if line.startswith("64K"))
     assert row.split()[4] == "67,329" and float(row.split()[5]) > 0
+
+
+def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(tmp_path):
+    out = _run("benchmarks/sweep_efficiency.py", "--quick", "--out", str(tmp_path))
+    for label in ("grid/fifo", "optuna/asha"):
+        row = next(line for line in out.splitlines() if line.startswith(label))
+        assert int(row.split()[1]) > 0 and int(row.split()[2].replace(",", "")) > 0
+    for line in ("ratio steps (opt-in / grid)", "ratio wall time", "cells within 10% of the grid"):
+        assert line in out
