@@ -80,7 +80,9 @@ def trial_resources(settings: SweepSettings) -> dict[str, float]:
         if settings.gpus_per_worker:
             resources["gpu"] = settings.gpus_per_worker
         return resources
-    return {"cpu": 0}
+    # Not {"cpu": 0}: Ray 2.60's Tune refuses a request whose every bundle is empty ("Cannot
+    # initialize a ResourceRequest with an empty head"). A hundredth of a CPU is a token.
+    return {"cpu": 0.01}
 
 
 _TRIAL_FLAGS = "--cpus-per-worker, --gpus-per-worker, --workers-per-trial"
