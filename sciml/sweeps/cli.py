@@ -15,7 +15,9 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          "epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "systems": "--systems",
          "workers_per_trial": "--workers-per-trial", "cpus_per_worker": "--cpus-per-worker",
          "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
-         "seeds": "--seeds", "out": "--out", "cache": "--cache"}
+         "seeds": "--seeds", "out": "--out", "cache": "--cache", "gpu_share": "--gpu-share",
+         "gpu_memory_gb": "--gpu-memory-gb", "plan_gpus": "--plan-gpus",
+         "plan_cpus": "--plan-cpus"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -28,6 +30,14 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(v for v in text.replace(",", " ").split())
+
+
+def _shares(text: str) -> tuple[tuple[str, float], ...]:
+    pairs = []
+    for item in _words(text):
+        preset, _, share = item.partition("=")
+        pairs.append((preset, float(share)))
+    return tuple(pairs)
 
 
 def parser_prog(question: Question) -> str:
@@ -57,6 +67,14 @@ def parser(question: Question) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (tables, figures, report)")
     p.add_argument("--cache", help="dataset and pre-trained checkpoint cache shared between sweeps")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--gpu-share", type=_shares,
+                   help="GPU share per preset, e.g. '64K=0.25 1M=0.25' (--gpus-per-worker sets one for all)")
+    p.add_argument("--gpu-memory-gb", type=float, help="one GPU's memory; a share a trial cannot fit is refused")
+    p.add_argument("--plan", action="store_true",
+                   help="print the cost plan (datasets, trials, steps, hours, storage) and exit: runs nothing")
+    p.add_argument("--plan-json", action="store_true", help="the plan as JSON")
+    p.add_argument("--plan-gpus", type=float, default=8, help="GPUs of the cluster the plan's wall time assumes")
+    p.add_argument("--plan-cpus", type=float, help="CPUs of that cluster (default: 4 per GPU, or 8)")
     if question.key == "q4":
         p.add_argument("--ood", action="store_true", help="also the out-of-distribution tasks of Q3")
     return p
@@ -72,12 +90,29 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             pretrain_lrs=args.pretrain_lrs, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
             systems=args.systems, workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, seed=args.seed,
-            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None)
+            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None,
+            gpu_memory_gb=args.gpu_memory_gb,
+            # --gpus-per-worker is one share for every preset: it overrides the profile's map.
+            gpu_share=args.gpu_share if args.gpu_share is not None else (() if args.gpus_per_worker is not None
+                                                                         else None))
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)
+        from sciml.core.checks import check_number
+        from sciml.sweeps.plan import check_gpu_memory, format_plan, plan_sweep
+
+        check_gpu_memory(settings)  # before any work: a share no trial fits would fail on the cluster
+        check_number("plan_gpus", args.plan_gpus, 0)
+        if args.plan_cpus is not None:
+            check_number("plan_cpus", args.plan_cpus, 0, low_open=True)
     except ValueError as err:
         fail_for_field(parser_prog(question), err, FLAGS)
+    if args.plan or args.plan_json:
+        import json
+
+        plan = plan_sweep(question, settings, gpus=args.plan_gpus, cpus=args.plan_cpus)
+        print(json.dumps(plan, indent=1) if args.plan_json else format_plan(plan))
+        return 0
 
     from sciml.ray_env import ClusterTooSmall
     from sciml.sweeps.runner import SweepRunner, print_summary

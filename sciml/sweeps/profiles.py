@@ -14,6 +14,10 @@ from sciml.sweeps.settings import SweepSettings
 PROFILES = ("smoke", "laptop", "paper")
 POWERS_OF_TWO = tuple(2**k for k in range(3, 16))  # 8 ... 32768, the paper's N grid
 PAPER_LRS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+# GPU share per preset at 128^2, batch 128 (docs/cluster.md, "GPU packing"): 64K and 1M
+# steps are kernel-launch bound (an H100 runs them at the same rate), so four share a GPU;
+# 16M's compute about equals the launch time, two share; 256M is compute bound: a whole GPU.
+PAPER_GPU_SHARE = (("64K", 0.25), ("1M", 0.25), ("16M", 0.5), ("256M", 1.0))
 
 
 # Laptop: every question within about 20 minutes on 2 CPU cores (docs/results.md).
@@ -62,4 +66,5 @@ def profile_settings(question: str, profile: str) -> SweepSettings:
         presets=("64K", "1M", "16M", "256M") if question == "q2" else ("256M",),
         n_values=POWERS_OF_TWO, lrs=PAPER_LRS, epochs=500, batch_size=128,
         pretrain_lrs=PAPER_LRS, pretrain_epochs=500, pretrain_batch_size=128,
-        workers_per_trial=1, cpus_per_worker=4, gpus_per_worker=1.0, shard_size=1024, **common)
+        workers_per_trial=1, cpus_per_worker=4, gpus_per_worker=1.0, shard_size=1024, gpu_share=PAPER_GPU_SHARE,
+        **common)

@@ -42,6 +42,10 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
+    # GPU packing: the share of one GPU a trial of each preset takes (presets not named
+    # take gpus_per_worker). Small models leave an H100 mostly idle (docs/cluster.md).
+    gpu_share: tuple[tuple[str, float], ...] = ()
+    gpu_memory_gb: float = 80.0  # one GPU's memory, for refusing shares a trial cannot fit
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
@@ -72,6 +76,17 @@ class SweepSettings:
         if self.max_concurrent is not None:
             check_int("max_concurrent", self.max_concurrent, 1)
         check_precision("precision", self.precision)
+        object.__setattr__(self, "gpu_share", tuple((str(p), float(v)) for p, v in self.gpu_share))
+        for preset, share in self.gpu_share:
+            check_number("gpu_share", share, 0, low_open=True)
+            # Ray schedules fractions of one GPU, or whole GPUs: 1.5 fits no node.
+            if share > 1 and share != int(share):
+                raise ValueError(f"gpu_share: must be a fraction of one GPU or a whole number, got {preset}={share}")
+        check_number("gpu_memory_gb", self.gpu_memory_gb, 0, low_open=True)
+
+    def gpus_for(self, preset: str) -> float:
+        """The GPUs one training process of a `preset` trial asks Ray for."""
+        return dict(self.gpu_share).get(preset, self.gpus_per_worker)
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
