@@ -242,7 +242,8 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     for t in missing + down_trials:
         if t.key in finished:
             continue
-        cfg = trial_config(t, s, t.checkpoint)
+        # run_trial makes the random-init zero-shot model file itself.
+        cfg = trial_config(t, s, t.checkpoint or ("<random init>" if t.recipe == "zeroshot" else None))
         rows = context.dataset_keys(t).get("train", (None, None, 0))[2]
         schedule = EpochSchedule.plan(cfg, math.ceil(rows / world), world)
         validations = (schedule.epochs // schedule.eval_every + (schedule.epochs % schedule.eval_every > 0) + 1
