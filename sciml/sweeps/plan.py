@@ -284,12 +284,14 @@ def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_tri
         steps_by_preset[t.preset] = steps_by_preset.get(t.preset, 0) + t.steps
     batch = {"pretraining": s.pretrain_batch_size, "downstream": s.batch_size, "zero-shot": s.batch_size}
     gpu_packed = gpu_whole = cpu_held = cpu_only = 0.0
+    by_preset_gpu: dict[str, float] = {}
     stage_work: dict[str, dict[str, float]] = {st: {"gpu": 0.0, "cpu": 0.0, "longest": 0.0} for st in stages}
     for t in trials:
         share = s.gpus_for(t.preset)
         packed = _packed_seconds(rates, s, t.preset, t.seconds[GPU_DEVICE], t.steps,
                                  max(1, batch[t.stage] // world))
         gpu_packed += packed * share * world / 3600
+        by_preset_gpu[t.preset] = by_preset_gpu.get(t.preset, 0.0) + packed * share * world / 3600
         gpu_whole += t.seconds[GPU_DEVICE] * max(1.0, math.ceil(share)) * world / 3600
         cpu_held += packed * s.cpus_per_worker * world / 3600
         cpu_only += t.seconds["cpu"] * world / 3600  # rates are per core: core-hours on CPUs alone
@@ -324,8 +326,10 @@ def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_tri
     cells = {(t.key.split("_")[1], t.preset) for t in new_pre}
     # Each pre-training trial keeps its model in the trials folder; the best per cell is copied to the cache.
     checkpoint_bytes = sum(model_bytes[t.preset] for t in new_pre) + sum(model_bytes[p] for _, p in cells)
-    if s.workers_per_trial > 0:  # DDP keeps a resumable checkpoint (weights + Adam moments) per trial
-        checkpoint_bytes += sum(3 * 4 * n_params[t.preset] for t in trials if t.steps)
+    # DDP trials keep Ray Train's last two resumable checkpoints (CheckpointConfig(num_to_keep=2) in
+    # sciml/training/runner.py): weights and Adam's two moments, fp32, under <storage>/train_runs.
+    train_state_bytes = (sum(2 * 3 * 4 * n_params[t.preset] for t in trials if t.steps)
+                         if s.workers_per_trial > 0 else 0)
     return {
         "question": question.key, "profile": s.profile, "resolution": s.resolution,
         "datasets": datasets,
@@ -335,11 +339,12 @@ def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_tri
         "exact": exact,
         "optimizer_steps": {"total": sum(steps_by_preset.values()), "by_preset": steps_by_preset},
         "gpu_share": {p: s.gpus_for(p) for p in s.presets},
-        "gpu_hours": {"packed": gpu_packed, "one_gpu_per_trial": gpu_whole} if use_gpu else None,
+        "gpu_hours": {"packed": gpu_packed, "one_gpu_per_trial": gpu_whole, "packed_by_preset": by_preset_gpu}
+        if use_gpu else None,
         "cpu_hours": {"held_by_gpu_trials": cpu_held if use_gpu else None, "cpu_only_core_hours": cpu_only,
                       "data_generation_core_hours": gen_core_hours},
         "storage_bytes": {"datasets": sum(sum(d["bytes"].values()) for d in generated),
-                          "checkpoints": checkpoint_bytes,
+                          "checkpoints": checkpoint_bytes, "ray_train_checkpoints": train_state_bytes,
                           "mlflow_artifacts": rates["assumptions"]["mlflow_artifacts_bytes_per_sweep"]},
         "cluster": {"gpus": gpus if use_gpu else 0, "cpus": cpus, "wall_hours": wall / 3600},
         "rates_source": sorted({step_time(rates, p, s.resolution, d, s.batch_size)[2] + f" [{p} {d}]"
@@ -391,13 +396,19 @@ def format_plan(plan: dict[str, Any]) -> str:
         lines.append(f"GPU-hours (H100): {_hours(g['packed'])} with shares "
                      + ", ".join(f"{k} {v:g}" for k, v in p["gpu_share"].items())
                      + f"; {_hours(g['one_gpu_per_trial'])} at one GPU per trial ({saved:.0%} saved)")
+        if len(g["packed_by_preset"]) > 1:
+            lines.append("  by preset: " + ", ".join(f"{k} {_hours(v)}" for k, v in g["packed_by_preset"].items()))
         lines.append(f"CPU-hours held by the GPU trials: {_hours(p['cpu_hours']['held_by_gpu_trials'])}")
     lines.append(f"CPU core-hours on CPUs alone: {_hours(p['cpu_hours']['cpu_only_core_hours'])}")
     st = p["storage_bytes"]
-    lines.append(f"Storage: datasets {_size(st['datasets'])}, checkpoints {_size(st['checkpoints'])}, "
+    lines.append(f"Storage: datasets {_size(st['datasets'])}, pre-trained model files {_size(st['checkpoints'])}, "
                  f"MLflow artifacts about {_size(st['mlflow_artifacts'])}")
+    if st["ray_train_checkpoints"]:
+        lines.append(f"  plus Ray Train's resumable checkpoints (2 per DDP trial, weights + Adam state): "
+                     f"{_size(st['ray_train_checkpoints'])} under the storage's train_runs (deletable after the sweep)")
     c = p["cluster"]
     shape = f"{c['gpus']:g} GPUs, {c['cpus']:g} CPUs" if c["gpus"] else f"{c['cpus']:g} CPUs"
     lines.append(f"Wall time on {shape}: about {_hours(c['wall_hours'])} (a lower bound: perfect packing)")
-    lines.append("Rates: " + "; ".join(p["rates_source"]))
+    lines.append("Rates (sciml/sweeps/step_rates.json; --plan-json gives each source): " + ", ".join(
+        f"{src.rsplit('[', 1)[1].rstrip(']')} {src.split(':', 1)[0]}" for src in p["rates_source"]))
     return "\n".join(lines)

@@ -105,7 +105,7 @@ def test_an_oversized_gpu_share_exits_2_before_any_work(empty_cwd, capsys):
 def test_paper_profile_packs_small_presets(empty_cwd, capsys):
     assert main("q2", ["--profile", "paper", "--plan-json", "--plan-gpus", "8"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["gpu_share"] == {"64K": 0.25, "1M": 0.25, "16M": 0.5, "256M": 1.0}
+    assert plan["gpu_share"] == {"64K": 0.25, "1M": 0.5, "16M": 0.5, "256M": 1.0}
     hours = plan["gpu_hours"]
     assert 0 < hours["packed"] < hours["one_gpu_per_trial"]
     # --gpus-per-worker overrides every preset's share: nothing packed, nothing saved.
