@@ -79,11 +79,11 @@ class SweepRunner:
                         trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
                                                 **common))
                     for n in s.n_values + s.scratch_extra_n:
-                        for lr in s.lrs:
+                        for lr in s.recipe_lrs["scratch"]:
                             trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
                     for p in task.pretrainings:
                         for n in s.n_values:
-                            for lr in s.lrs:
+                            for lr in s.recipe_lrs["finetune"]:
                                 trials.append(TrialSpec("finetune", preset, seed, p.label, n_train=n, lr=lr,
                                                         checkpoint=checkpoints[p.label, preset], **common))
         # Zero-shot evaluations are identical across seeds only for pre-trained models.
@@ -294,7 +294,7 @@ def pretrained_folder(settings: SweepSettings, pretrain: str, preset: str, hashe
     """
     s = settings
     key = cache_key([hashes, preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
-                     s.n_pretrain, s.seed, s.precision])
+                     s.n_pretrain, s.seed, s.precision, s.loss])
     return os.path.join(os.path.abspath(s.cache), "pretrained", f"{slug(pretrain)}-{preset}-{key}")
 
 

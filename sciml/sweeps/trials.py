@@ -158,6 +158,7 @@ def trial_config(trial: TrialSpec, settings: SweepSettings, checkpoint: str | No
         min_steps=0 if pretraining else settings.min_steps,
         init_checkpoint=checkpoint,
         precision=settings.precision,
+        loss=settings.loss,
     )
 
 
@@ -185,7 +186,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
             "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
             "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
-            "task": trial.task or "", "pretrain": trial.pretrain}
+            "task": trial.task or "", "pretrain": trial.pretrain, "loss": settings.loss}
     tracking = None
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
