@@ -123,3 +123,17 @@ def test_tune_resources_follow_the_preset():
     assert trial_resources(settings, "256M") == {"cpu": 4, "gpu": 1.0}
     assert callable(tune_resources(settings))
     assert tune_resources(settings.with_overrides(gpu_share=())) == {"cpu": 4, "gpu": 1.0}
+
+
+def test_step_rate_table_says_where_each_rate_comes_from():
+    rates = plan_module.load_rates()
+    assert rates["rates"] and all(r["source"].split(":")[0] in ("measured", "estimated") for r in rates["rates"])
+    assert any(r["source"].startswith("measured") and r["device"] == "cpu" for r in rates["rates"])
+    for device in ("cpu", plan_module.GPU_DEVICE):  # every paper preset at 128^2 has a row per device
+        have = {r["preset"] for r in rates["rates"] if r["device"] == device and r["resolution"] == 128}
+        assert {"64K", "1M", "16M", "256M"} <= have
+    # The table's counted costs are what the counting function gives now (the model has not changed).
+    stored = plan_module.model_cost(rates, "64K", 16)
+    counted = plan_module.count_model_cost("64K", 16)
+    assert (stored.n_params, stored.train_flops, stored.activation_bytes) == \
+        (counted.n_params, counted.train_flops, counted.activation_bytes)
