@@ -199,9 +199,11 @@ def write_rates(args) -> None:
     from sciml.sweeps.plan import count_model_cost
     from sciml.training.config import ModelConfig
 
-    models = {}
-    for preset in TABLE_PRESETS:
-        for n in TABLE_GRIDS:
+    path = Path(args.rates_file)
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    models = dict(previous.get("models", {}))  # pairs not recounted now keep their counts
+    for preset in dict.fromkeys(tuple(args.table_presets) + tuple(args.presets)):
+        for n in sorted(set(TABLE_GRIDS) | set(args.grids)):
             try:
                 check_modes_fit("presets", ModelConfig.parse(preset).width_and_modes[1], n)
             except ValueError:
@@ -211,53 +213,66 @@ def write_rates(args) -> None:
             print(f"counted {preset} at {n}^2: {models[f'{preset}@{n}']['train_flops'] / 1e9:.3f} GFLOP/example",
                   flush=True)
     today = datetime.date.today().isoformat()
-    threads = torch.get_num_threads()
-    source = (f"measured: {platform.machine()} CPU, {threads} thread(s), this repository's 2-core CI/dev VM "
-              f"(shared), {today}, `{' '.join(['python'] + sys.argv)}`")
-    rates = []
-    measured = []
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        name = torch.cuda.get_device_name()
+        device = "h100" if "H100" in name else name.lower().replace(" ", "-")  # the plan reads h100 rows
+        machine = f"{name}, eager, {'bf16 autocast' if args.amp else 'fp32'}"
+    else:
+        device, machine = "cpu", (f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s), "
+                                  "this repository's 2-core CI/dev VM (shared)")
+    source = f"measured: {machine}, batch {args.batch}, {today}, `{' '.join(['python'] + sys.argv)}`"
+    # Rows measured before on other devices (or other pairs) stay; this run replaces its own.
+    old = previous.get("rates", [])
+    measured = {(r["preset"], r["resolution"], r["device"]): r for r in old if r["source"].startswith("measured")}
+    for (preset, n), rate in H100_MEASURED.items():
+        measured.setdefault((preset, n, "h100"), None)  # filled below from the recorded H100 rates
+    flops = ASSUMPTIONS["h100_fp32_flops_per_s"]
+    fixed = min(32 / rate - 32 * models[f"{p}@{n}"]["train_flops"] / flops for (p, n), rate in H100_MEASURED.items())
+    for (preset, n), rate in H100_MEASURED.items():
+        if measured[preset, n, "h100"] is None:
+            measured[preset, n, "h100"] = {"preset": preset, "resolution": n, "device": "h100", "batch": 32,
+                                           "fixed_s": fixed, "per_example_s": max(32 / rate - fixed, 0.0) / 32,
+                                           "step_s": 32 / rate, "train_flops": models[f"{preset}@{n}"]["train_flops"],
+                                           "source": H100_SOURCE}
     for preset in args.presets:
         for n in args.grids:
             width, modes = ModelConfig.parse(preset).width_and_modes
             row = bench_config(preset, width, modes, n, args, None)
-            cost = models[f"{preset}@{n}"]
-            entry = {"preset": preset, "resolution": n, "device": "cpu", "batch": args.batch, "fixed_s": 0.0,
-                     "per_example_s": 1.0 / row["ours"], "step_s": args.batch / row["ours"],
-                     "train_flops": cost["train_flops"], "source": source}
-            rates.append(entry)
-            measured.append(entry)
-            print(f"cpu {preset} {n}^2: {row['ours']:.1f} examples/s", flush=True)
-    for key, m in models.items():
-        if any(r["preset"] == m["preset"] and r["resolution"] == m["resolution"] for r in measured):
-            continue
-        near = min(measured, key=lambda r: abs(r["train_flops"] / m["train_flops"] - 1))
-        per = near["per_example_s"] * m["train_flops"] / near["train_flops"]
-        rates.append({"preset": m["preset"], "resolution": m["resolution"], "device": "cpu", "batch": args.batch,
-                      "fixed_s": 0.0, "per_example_s": per, "step_s": per * args.batch,
-                      "train_flops": m["train_flops"],
-                      "source": f"estimated: from cpu {near['preset']} at {near['resolution']}^2 by FLOP scaling"})
-    flops = ASSUMPTIONS["h100_fp32_flops_per_s"]
-    fixed = min(32 / rate - 32 * models[f"{p}@{n}"]["train_flops"] / flops for (p, n), rate in H100_MEASURED.items())
+            step = args.batch / row["ours"]
+            # On a GPU a step has a launch-bound floor; the CPU's time grows with the batch alone.
+            floor = min(fixed, step) if on_gpu else 0.0
+            measured[preset, n, device] = {
+                "preset": preset, "resolution": n, "device": device, "batch": args.batch, "fixed_s": floor,
+                "per_example_s": (step - floor) / args.batch, "step_s": step,
+                "train_flops": models[f"{preset}@{n}"]["train_flops"], "source": source}
+            print(f"{device} {preset} {n}^2: {row['ours']:.1f} examples/s", flush=True)
+    rates = list(measured.values())
+    cpu_rows = [r for r in rates if r["device"] == "cpu"]
     assumptions = {**ASSUMPTIONS, "h100_fixed_step_s": fixed}
-    for key, m in models.items():
-        pair = (m["preset"], m["resolution"])
-        if pair in H100_MEASURED:
-            per = max(32 / H100_MEASURED[pair] - fixed, 0.0) / 32
-            src = H100_SOURCE
-        else:
-            per = m["train_flops"] / flops
-            src = (f"estimated: {m['train_flops'] / 1e9:.3f} GFLOP/example (torch FlopCounterMode) at "
-                   f"{flops / 1e12:g} TFLOP/s fp32 + {fixed * 1e3:.1f} ms launch overhead per step")
-        rates.append({"preset": m["preset"], "resolution": m["resolution"], "device": "h100", "batch": 32,
-                      "fixed_s": fixed, "per_example_s": per, "step_s": fixed + 32 * per,
-                      "train_flops": m["train_flops"], "source": src})
+    for m in models.values():
+        for dev in ("cpu", "h100"):
+            if (m["preset"], m["resolution"], dev) in measured:
+                continue
+            if dev == "cpu":
+                near = min(cpu_rows, key=lambda r: abs(r["train_flops"] / m["train_flops"] - 1))
+                per = near["per_example_s"] * m["train_flops"] / near["train_flops"]
+                floor, batch = 0.0, near["batch"]
+                src = f"estimated: from cpu {near['preset']} at {near['resolution']}^2 by FLOP scaling"
+            else:
+                per, floor, batch = m["train_flops"] / flops, fixed, 32
+                src = (f"estimated: {m['train_flops'] / 1e9:.3f} GFLOP/example (torch FlopCounterMode) at "
+                       f"{flops / 1e12:g} TFLOP/s fp32 + {fixed * 1e3:.1f} ms launch overhead per step")
+            rates.append({"preset": m["preset"], "resolution": m["resolution"], "device": dev, "batch": batch,
+                          "fixed_s": floor, "per_example_s": per, "step_s": floor + per * batch,
+                          "train_flops": m["train_flops"], "source": src})
     table = {
         "about": "Seconds per optimizer step = fixed_s + per_example_s x batch, per (preset, resolution, device); "
                  "models: FLOPs and autograd-saved activation bytes per example, counted on the CPU as batch 2 "
                  "minus batch 1 (not timed). Written by `benchmarks/train_step.py --write-rates`.",
         "assumptions": assumptions, "models": models, "rates": rates}
-    write_text(RATES_FILE, json.dumps(table, indent=1) + "\n")
-    print(f"wrote {RATES_FILE}")
+    write_text(path, json.dumps(table, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -286,6 +301,9 @@ def main() -> None:
     parser.add_argument("--write-rates", action="store_true",
                         help=f"measure --presets x --grids on this CPU, count FLOPs and activations of every "
                         f"preset, write {RATES_FILE.relative_to(ROOT)}")
+    parser.add_argument("--rates-file", default=str(RATES_FILE), help="the table --write-rates updates")
+    parser.add_argument("--table-presets", nargs="+", default=list(TABLE_PRESETS),
+                        help="presets whose FLOPs and activations --write-rates counts at 16^2-128^2")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
