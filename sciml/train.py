@@ -112,7 +112,7 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
         raise ValueError(f"shares: give one share per --data directory ({len(args.data)}), got {len(args.shares)}")
     shares = args.shares or [1.0] * len(args.data)
     # Every shard against its manifest's hash: damaged data is refused, never trained on
-    # (about a second per GB read; docs/benchmarks.md "Verifying a dataset").
+    # (0.2-0.4 s for a 71 MB laptop pre-training set; docs/benchmarks.md "Verifying a dataset").
     manifests = [check_dataset(path) for path in args.data]
     data = DataSelection(tuple(DataSource(p, s) for p, s in zip(args.data, shares)))
     resolutions = {m["resolution"] for m in manifests}
