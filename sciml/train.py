@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sciml.core.checks import PRECISIONS, check_modes_fit
 from sciml.ray_env import settle_job_outputs
 from sciml.training.config import RECIPES, ModelConfig, ResourceConfig, TrainConfig
+from sciml.training.metrics import LOSSES
 
 if TYPE_CHECKING:
     from sciml.training.runner import DataSelection
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--max-failures", type=int, default=2, help="worker failures to recover from")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--loss", choices=LOSSES, default="mse",
+                        help="training loss: mse (the paper's) or rel_l2 (per-example relative L2)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--storage", help="Ray Train storage path (shared across nodes on a cluster)")
     parser.add_argument("--experiment", default="train", help="MLflow experiment name")
@@ -99,7 +102,8 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
         model = _checkpoint_model(checkpoint, model if asked else None)
     cfg = TrainConfig(recipe=args.recipe, model=model, epochs=0 if args.recipe == "evaluate" else args.epochs,
                       lr=args.lr, batch_size=args.batch_size, n_train=args.n_train, seed=args.seed,
-                      min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision)
+                      min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision,
+                      loss=args.loss)
     resources = ResourceConfig(workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                                gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures)
     if resources.workers == 0 and resources.use_gpu:

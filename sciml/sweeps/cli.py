@@ -16,7 +16,7 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          "epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "systems": "--systems",
          "workers_per_trial": "--workers-per-trial", "cpus_per_worker": "--cpus-per-worker",
          "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
-         "seeds": "--seeds", "out": "--out", "cache": "--cache"}
+         "seeds": "--seeds", "out": "--out", "cache": "--cache", "loss": "--loss", "scratch_lrs": "--scratch-lrs"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -45,7 +45,9 @@ def parser(question: Question) -> argparse.ArgumentParser:
     p.add_argument("--n-values", type=_ints, help="downstream sizes N, e.g. '8 32 128'")
     p.add_argument("--scratch-extra-n", type=_ints, help="extra N for scratch only (data-savings range)")
     p.add_argument("--lrs", type=_floats, help="downstream learning rates, e.g. '1e-4 1e-3'")
+    p.add_argument("--scratch-lrs", type=_floats, help="scratch learning rates (default: the --lrs grid)")
     p.add_argument("--pretrain-lrs", type=_floats, help="pre-training learning rates")
+    p.add_argument("--loss", help="training loss of every stage: mse (the paper's) or rel_l2")
     p.add_argument("--epochs", type=int, help="downstream epochs")
     p.add_argument("--pretrain-epochs", type=int)
     p.add_argument("--systems", type=_words, help="restrict to systems: poisson advdiff helmholtz")
@@ -91,7 +93,8 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             pretrain_lrs=args.pretrain_lrs, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
             systems=args.systems, workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, seed=args.seed,
-            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None)
+            seeds=args.seeds, out=args.out, cache=args.cache, loss=args.loss, scratch_lrs=args.scratch_lrs,
+            ood=getattr(args, "ood", None) or None)
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)

@@ -79,11 +79,11 @@ class SweepRunner:
                         trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
                                                 **common))
                     for n in s.n_values + s.scratch_extra_n:
-                        for lr in s.lrs:
+                        for lr in s.recipe_lrs["scratch"]:
                             trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
                     for p in task.pretrainings:
                         for n in s.n_values:
-                            for lr in s.lrs:
+                            for lr in s.recipe_lrs["finetune"]:
                                 trials.append(TrialSpec("finetune", preset, seed, p.label, n_train=n, lr=lr,
                                                         checkpoint=checkpoints[p.label, preset], **common))
         # Zero-shot evaluations are identical across seeds only for pre-trained models.
@@ -215,7 +215,7 @@ class SweepRunner:
                        for spec in p.specs]
             hashes = [load_manifest(d)["content_hash"] for d in sources]
             key = cache_key([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
-                              s.n_pretrain, s.seed, s.precision])
+                              s.n_pretrain, s.seed, s.precision, s.loss])
             folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
             keys[trial.pretrain, trial.preset] = folder
             if os.path.exists(os.path.join(folder, "model.pt")):

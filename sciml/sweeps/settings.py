@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sciml.core.checks import (check_int, check_ints, check_modes_fit, check_number, check_numbers, check_precision,
-                               check_resolution)
+from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_fit, check_number, check_numbers,
+                               check_precision, check_resolution)
 from sciml.physics import SYSTEMS
 
 
@@ -22,7 +22,7 @@ class SweepSettings:
     n_test: int
     presets: tuple[str, ...]
     n_values: tuple[int, ...]  # downstream sizes N for fine-tuning and scratch
-    lrs: tuple[float, ...]  # downstream learning-rate grid
+    lrs: tuple[float, ...]  # downstream learning-rate grid (fine-tuning; scratch too unless scratch_lrs)
     epochs: int
     batch_size: int
     pretrain_lrs: tuple[float, ...]
@@ -42,9 +42,13 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
+    loss: str = "mse"  # training loss of every stage (the paper's: mse)
+    # Scratch starts from random weights and wants larger steps than a fine-tune: its own grid.
+    scratch_lrs: tuple[float, ...] = ()  # () = the same grid as fine-tuning (lrs)
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
+        from sciml.training.metrics import LOSSES
 
         check_resolution("resolution", self.resolution)
         for name in ("n_pretrain", "n_downstream", "n_val", "n_test", "epochs", "batch_size",
@@ -61,6 +65,10 @@ class SweepSettings:
             raise ValueError(f"n_values: the largest N ({largest}) exceeds n_downstream ({self.n_downstream})")
         for name in ("lrs", "pretrain_lrs"):
             object.__setattr__(self, name, check_numbers(name, getattr(self, name), 0, 1, low_open=True))
+        if self.scratch_lrs:
+            object.__setattr__(self, "scratch_lrs", check_numbers("scratch_lrs", self.scratch_lrs, 0, 1,
+                                                                  low_open=True))
+        check_choice("loss", self.loss, LOSSES)
         if not self.presets:
             raise ValueError("presets: must name at least one model (a preset or dWIDTHmMODES)")
         for preset in self.presets:
@@ -72,6 +80,11 @@ class SweepSettings:
         if self.max_concurrent is not None:
             check_int("max_concurrent", self.max_concurrent, 1)
         check_precision("precision", self.precision)
+
+    @property
+    def recipe_lrs(self) -> dict[str, tuple[float, ...]]:
+        """The learning-rate grid of each downstream recipe."""
+        return {"finetune": self.lrs, "scratch": self.scratch_lrs or self.lrs}
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -150,6 +150,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         min_steps=0 if pretraining else settings.min_steps,
         init_checkpoint=checkpoint,
         precision=settings.precision,
+        loss=settings.loss,
     )
     resources = ResourceConfig(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
                                gpus_per_worker=settings.gpus_per_worker)
@@ -159,7 +160,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
             "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
             "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
-            "task": trial.task or "", "pretrain": trial.pretrain}
+            "task": trial.task or "", "pretrain": trial.pretrain, "loss": settings.loss}
     tracking = None
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
