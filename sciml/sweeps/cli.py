@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from sciml.cli import OneLineParser, fail, fail_for_field
 from sciml.ray_env import settle_job_outputs
@@ -82,6 +83,24 @@ def parser(question: Question) -> argparse.ArgumentParser:
     return p
 
 
+def check_creatable(field: str, path: str) -> None:
+    """ValueError('<field>: ...') unless ``path`` is a writable directory or could be created as one.
+
+    Nothing is created: the nearest existing ancestor must be a directory this process may write.
+    """
+    target = os.path.abspath(path)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise ValueError(f"{field}: {path} exists and is not a directory")
+    ancestor = target
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"{field}: cannot create {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        what = "write to" if ancestor == target else f"create {path} in"
+        raise ValueError(f"{field}: cannot {what} {ancestor}: no write permission (read-only?)")
+
+
 def main(question_key: str, argv: list[str] | None = None) -> int:
     settle_job_outputs()  # first: it decides where relative outputs go under `ray job submit`
     question = QUESTIONS[question_key]
@@ -115,6 +134,12 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
         plan = plan_sweep(question, settings, gpus=args.plan_gpus, cpus=args.plan_cpus)
         print(json.dumps(plan, indent=1) if args.plan_json else format_plan(plan))
         return 0
+
+    try:  # before Ray, MLflow or a state file: a directory that cannot be made fails now, not after 12 s
+        for name in ("out", "cache"):
+            check_creatable(name, getattr(settings, name))
+    except ValueError as err:
+        fail_for_field(parser_prog(question), err, FLAGS)
 
     from sciml.ray_env import ClusterTooSmall
     from sciml.sweeps.runner import SweepRunner, print_summary

@@ -67,7 +67,13 @@ def dataset_requests(question: Question, settings: SweepSettings) -> list[Datase
 
 
 def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
-    """Generate (or reuse, by content) every pre-training and downstream dataset."""
+    """Generate (or reuse, by content) every pre-training and downstream dataset.
+
+    The sweep owns its cache, so a cached dataset is verified against its manifest each time
+    and its damaged or missing shards are regenerated (same bytes; ``ensure_dataset`` says
+    which) rather than refused: a user-supplied directory is ``python -m sciml.train``'s
+    to refuse, a cache entry is ours to repair.
+    """
     from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
 
     data = SweepData()
