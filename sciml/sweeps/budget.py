@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,11 @@ class Budget:
     stopped_early: int
 
     @classmethod
-    def from_trials(cls, rows: pd.DataFrame, grid_lrs: Sequence[float]) -> "Budget":
-        """From the all_trials table (every trial, with steps, epochs, epochs_run and the seconds)."""
+    def from_trials(cls, rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Sequence[float]]) -> "Budget":
+        """From the all_trials table (every trial, with steps, epochs, epochs_run and the seconds).
+
+        `grid_lrs`: the grid, or the grid of each recipe (scratch may have its own).
+        """
         if rows.empty:
             return cls(0, 0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0)
         rows = rows.copy()
@@ -61,8 +64,9 @@ class Budget:
                 continue
             first = run.iloc[0]
             full = int(round(first["epochs"] * first["steps"] / first["epochs_run"]))
-            grid_trials += len(grid_lrs)
-            grid_steps += len(grid_lrs) * full
+            lrs = len(grid_lrs[first["recipe"]] if isinstance(grid_lrs, Mapping) else grid_lrs)
+            grid_trials += lrs
+            grid_steps += lrs * full
         untrained = rows[~rows["recipe"].isin(TRAINED)]
         grid_seconds = (grid_steps * seconds_per_step + grid_trials * overhead_median
                         + float(untrained["trial_seconds"].fillna(0.0).sum()))

@@ -35,7 +35,7 @@ from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.search import edge_extensions, mark_edges, optuna_lrs, trial_cell
 from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
-                                 trial_resources)
+                                 tune_resources)
 from sciml.sweeps.tune_state import repair as repair_tune_state
 from sciml.sweeps.tune_state import state_backup_callback
 
@@ -79,11 +79,12 @@ class SweepRunner:
     def lrs(self, recipe: str, preset: str, seed: int, pretrain: str, n_train: int, common: dict) -> tuple[float, ...]:
         """The learning rates one cell trains: the grid's, or those its seeded Optuna study proposes."""
         s = self.settings
+        grid = s.recipe_lrs[recipe]
         if s.search == "grid":
-            return s.lrs
+            return grid
         cell = trial_cell({"recipe": recipe, "preset": preset, "seed": seed, "pretrain": pretrain,
                            "n_train": n_train, **common})
-        return tuple(optuna_lrs(cell, min(s.lrs), max(s.lrs), s.trials_per_cell, s.seed))
+        return tuple(optuna_lrs(cell, min(grid), max(grid), s.trials_per_cell, s.seed))
 
     def downstream_trials(self, checkpoints: dict[tuple[str, str], str]) -> list[TrialSpec]:
         s = self.settings
@@ -201,7 +202,7 @@ class SweepRunner:
         # Save Tune's experiment state at every step (default: every >= 10 s), so that a
         # resumed sweep knows about every trial that finished before an interruption.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(s))
+        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), tune_resources(s))
         path = os.path.join(context.storage_path, name)
         concurrency = default_concurrency(s, cluster)
         for action in repair_tune_state(path):
@@ -259,7 +260,6 @@ class SweepRunner:
     def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
         s = self.settings
         trials = self.pretraining_trials()
-        cache = os.path.join(os.path.abspath(s.cache), "pretrained")
         checkpoints: dict[tuple[str, str], str] = {}
         missing: list[TrialSpec] = []
         keys: dict[tuple[str, str], str] = {}
@@ -267,9 +267,7 @@ class SweepRunner:
             sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
                        for spec in p.specs]
             hashes = [load_manifest(d)["content_hash"] for d in sources]
-            key = cache_key([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
-                              s.n_pretrain, s.seed, s.precision])
-            folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
+            folder = pretrained_folder(s, trial.pretrain, trial.preset, hashes)
             keys[trial.pretrain, trial.preset] = folder
             if os.path.exists(os.path.join(folder, "model.pt")):
                 checkpoints[trial.pretrain, trial.preset] = os.path.join(folder, "model.pt")
@@ -278,7 +276,7 @@ class SweepRunner:
         if not missing:
             _log(f"pre-training: {len(checkpoints)} cached checkpoints reused")
             return checkpoints
-        name = f"pretrain-{cache_key([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
+        name = pretrain_experiment(missing, keys)
         context = self._context(data, missing, name)
         finished, failed = self._tune(name, missing, context, cluster)
         best: dict[tuple[str, str], tuple[float, dict]] = {}
@@ -307,7 +305,7 @@ class SweepRunner:
 
         s = self.settings
         trials = self.downstream_trials(checkpoints)
-        name = f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
+        name = downstream_experiment(trials)
         context = self._context(data, trials, name)
         finished, failed = self._tune(name, trials, context, cluster, s.scheduler)
         n_params = {p: ModelConfig.parse(p).n_params for p in s.presets}
@@ -315,7 +313,7 @@ class SweepRunner:
         # Grid edges, before anything is computed from the best rows (data savings included).
         # Deterministic in the finished trials, so a resumed sweep plans (and restores) the same rounds.
         for round_ in range(s.extend_edges if s.search == "grid" else 0):
-            plan = edge_extensions(best_by_validation(rows), rows, s.lrs)
+            plan = edge_extensions(best_by_validation(rows), rows, s.recipe_lrs)
             if not plan:
                 break
             extra = self.edge_trials(plan, checkpoints)
@@ -338,9 +336,9 @@ class SweepRunner:
         from sciml.sweeps.report import write_outputs
 
         s = self.settings
-        best = mark_edges(best_by_validation(rows, by_seed=s.search == "optuna"), rows, s.lrs, s.search)
+        best = mark_edges(best_by_validation(rows, by_seed=s.search == "optuna"), rows, s.recipe_lrs, s.search)
         savings = data_savings(best)
-        budget = Budget.from_trials(rows, s.lrs)
+        budget = Budget.from_trials(rows, s.recipe_lrs)
         files = write_outputs(self.question, s, best, savings, rows, self.out, budget=budget)
         files[BUDGET_FILE] = str(write_json(os.path.join(self.out, BUDGET_FILE), budget.to_dict()))
         if self.tracker and self.parent_run_id:
@@ -367,6 +365,27 @@ def _final_metrics(metrics: dict | None, error) -> dict | None:
                        epochs_run=metrics["epoch"], stopped_early=True)
     metrics["trial_seconds"] = metrics.get("time_total_s", math.nan)
     return metrics
+
+
+def pretrain_experiment(missing: list[TrialSpec], folders: dict[tuple[str, str], str]) -> str:
+    """The Tune experiment of the pre-trainings not cached yet (a rerun resumes it by this name)."""
+    return f"pretrain-{cache_key([t.key for t in missing] + [folders[t.pretrain, t.preset] for t in missing], 8)}"
+
+
+def downstream_experiment(trials: list[TrialSpec]) -> str:
+    """The downstream Tune experiment: named by its grid, checkpoint paths included."""
+    return f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
+
+
+def pretrained_folder(settings: SweepSettings, pretrain: str, preset: str, hashes: list[str]) -> str:
+    """The cache folder of one pre-trained model: keyed by its data's content hashes and settings.
+
+    Pure, so the cost plan finds the checkpoints a sweep would reuse without running anything.
+    """
+    s = settings
+    key = cache_key([hashes, preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
+                     s.n_pretrain, s.seed, s.precision, s.loss])
+    return os.path.join(os.path.abspath(s.cache), "pretrained", f"{slug(pretrain)}-{preset}-{key}")
 
 
 def progress_callback(name: str, total: int):

@@ -71,13 +71,19 @@ def grid_ratios(lrs: Sequence[float]) -> tuple[float, float]:
     return values[1] / values[0], values[-1] / values[-2]
 
 
+def grid_of(grid_lrs: Sequence[float] | Mapping[str, Sequence[float]], recipe: str) -> Sequence[float]:
+    """The learning-rate grid of a recipe: one grid for all, or one per recipe (scratch has its own)."""
+    return grid_lrs[recipe] if isinstance(grid_lrs, Mapping) else grid_lrs
+
+
 def _tried(rows: pd.DataFrame, keys: list[str]) -> dict[tuple, list[float]]:
     trained = rows[rows["recipe"].isin(["scratch", "finetune"])]
     return {key if isinstance(key, tuple) else (key,): sorted(set(group["lr"]))
             for key, group in trained.groupby(keys, sort=False, dropna=False)}
 
 
-def mark_edges(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float], search: str = "grid") -> pd.DataFrame:
+def mark_edges(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Sequence[float]],
+               search: str = "grid") -> pd.DataFrame:
     """`best` with the `lr_at_edge` column: the cell's best lr is an edge of what it could try.
 
     grid: the smallest or largest learning rate tried for the cell (extensions included).
@@ -89,13 +95,14 @@ def mark_edges(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float]
         return best
     keys = CELL + (["seed"] if search == "optuna" else [])
     tried = _tried(rows, keys)
-    low_ratio, high_ratio = grid_ratios(grid_lrs)
-    low, high = min(grid_lrs), max(grid_lrs)
     flags = []
     for _, row in best.iterrows():
         if row["recipe"] not in ("scratch", "finetune") or math.isnan(row["lr"]):
             flags.append(False)
             continue
+        grid = grid_of(grid_lrs, row["recipe"])
+        low_ratio, high_ratio = grid_ratios(grid)
+        low, high = min(grid), max(grid)
         lr = float(row["lr"])
         if search == "optuna":
             flags.append(math.log(lr / low) <= 0.5 * math.log(low_ratio) + 1e-12
@@ -107,7 +114,7 @@ def mark_edges(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float]
     return best
 
 
-def edge_extensions(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float],
+def edge_extensions(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Sequence[float]],
                     max_lr: float = 1.0) -> dict[tuple, list[float]]:
     """Per flagged grid cell (CELL values), the learning rates to add: one step beyond each edge it sits on.
 
@@ -116,13 +123,13 @@ def edge_extensions(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[f
     """
     marked = best if LR_AT_EDGE in best.columns else mark_edges(best, rows, grid_lrs)
     tried = _tried(rows, CELL)
-    low_ratio, high_ratio = grid_ratios(grid_lrs)
     plan: dict[tuple, list[float]] = {}
     for _, row in marked[marked[LR_AT_EDGE].fillna(False).astype(bool)].iterrows():
         cell = tuple(row[k] for k in CELL)
         if cell in plan:
             continue  # one plan per cell, whatever its number of seeds
         values = tried.get(cell, [float(row["lr"])])
+        low_ratio, high_ratio = grid_ratios(grid_of(grid_lrs, row["recipe"]))
         lr, new = float(row["lr"]), []
         if lr <= min(values):
             new.append(float(f"{min(values) / low_ratio:.4g}"))
