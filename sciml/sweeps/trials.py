@@ -3,9 +3,9 @@
 A trial is one Ray Train run (local mode or DDP workers) built by `run_training`, the
 same path the `sciml.train` CLI uses; Tune only schedules trials and collects metrics.
 
-Each validation of a trial reaches Tune as it happens (ASHA decides on them): in local
+Each validation of a trial reaches Tune as it happens when ASHA decides on them: in local
 mode through the session's report listener, with DDP workers through Ray Train's
-TuneReportCallback. The loop's own final report is not forwarded: the trial reports the
+TuneReportCallback (which forwards them under any scheduler, as before). The loop's own final report is not forwarded: the trial reports the
 final metrics itself, once, after the run (a forwarded `done` would end the trial first).
 """
 
@@ -219,8 +219,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                                    model_record="path" if pretraining else "none")
     from sciml.training.session import forwarding_reports
 
+    # Validations reach Tune only when a scheduler decides on them: every Tune result costs a
+    # result write and (TUNE_GLOBAL_CHECKPOINT_S=0, see the runner) an experiment-state save.
+    per_epoch = settings.scheduler == "asha" and not pretraining
+
     def forward(metrics: dict[str, Any]) -> None:
-        if "done" not in metrics:
+        if per_epoch and "done" not in metrics:
             tune.report({**metrics, "trial_key": trial.key})
 
     callbacks = [_epoch_reports_callback()] if settings.workers_per_trial > 0 else []
