@@ -212,19 +212,15 @@ class SweepRunner:
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
-            schedule, reuse = {}, True
+            schedule = {}
             if scheduler == "asha":
                 from sciml.sweeps.search import cell_asha
 
                 schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor)
-            # A DDP trial's thread sits in TorchTrainer.fit(), which a stop does not interrupt: Tune
-            # cannot reset that actor for reuse (Ray 2.60 then leaves the sweep waiting). Without
-            # reuse Tune ends the trial's actor, and with it the Train controller and workers it owns.
-            reuse = not (scheduler == "asha" and s.workers_per_trial > 0)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=reuse,
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key,
                                             **schedule),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,

@@ -68,3 +68,15 @@ def test_optuna_flags_a_best_lr_near_the_range_bounds_and_never_plans_by_itself(
                                  ("scratch", 32): {9e-4: 0.1, 2.5e-3: 0.2}})
     best = mark_edges(best_by_validation(rows, by_seed=True), rows, GRID, search="optuna")
     assert dict(zip(best["n_train"], best[LR_AT_EDGE])) == {8: True, 32: False}
+
+
+def test_asha_with_ddp_workers_is_refused_naming_the_field():
+    from sciml.sweeps.profiles import profile_settings
+
+    smoke = profile_settings("q1", "smoke")
+    with pytest.raises(ValueError, match="^scheduler: asha needs local-mode trials"):
+        smoke.with_overrides(scheduler="asha", workers_per_trial=1)
+    for field, value in (("search", "random"), ("scheduler", "hyperband"), ("trials_per_cell", 0),
+                         ("grace_period", 0), ("reduction_factor", 1.0), ("extend_edges", -1)):
+        with pytest.raises(ValueError, match=f"^{field}"):
+            smoke.with_overrides(**{field: value})
