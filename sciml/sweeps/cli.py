@@ -15,7 +15,7 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          "epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "systems": "--systems",
          "workers_per_trial": "--workers-per-trial", "cpus_per_worker": "--cpus-per-worker",
          "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
-         "seeds": "--seeds", "out": "--out", "cache": "--cache"}
+         "seeds": "--seeds", "out": "--out", "cache": "--cache", "pretrained": "--pretrained"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -57,6 +57,9 @@ def parser(question: Question) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (tables, figures, report)")
     p.add_argument("--cache", help="dataset and pre-trained checkpoint cache shared between sweeps")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--pretrained", action="append", metavar="[LABEL=]models:/NAME@ALIAS",
+                   help="fine-tune from a registered model instead of pre-training (repeatable; LABEL is a "
+                        "pre-training such as 'SYS-1(1,5)', default the label the model was registered under)")
     if question.key == "q4":
         p.add_argument("--ood", action="store_true", help="also the out-of-distribution tasks of Q3")
     return p
@@ -72,10 +75,16 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             pretrain_lrs=args.pretrain_lrs, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
             systems=args.systems, workers_per_trial=args.workers_per_trial, cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker, max_concurrent=args.max_concurrent, seed=args.seed,
-            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None)
+            seeds=args.seeds, out=args.out, cache=args.cache, ood=getattr(args, "ood", None) or None,
+            pretrained=tuple(args.pretrained) if args.pretrained else None)
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)
+        pretrained = None
+        if settings.pretrained:
+            from sciml.sweeps.pretrained import resolve_pretrained
+
+            pretrained = resolve_pretrained(question, settings)  # downloads; every mismatch exits 2 here
     except ValueError as err:
         fail_for_field(parser_prog(question), err, FLAGS)
 
@@ -83,7 +92,7 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
     from sciml.sweeps.runner import SweepRunner, print_summary
 
     try:
-        outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
+        outcome = SweepRunner(question, settings, tracking=not args.no_tracking, pretrained=pretrained).run()
     except ClusterTooSmall as err:
         fail(f"{parser_prog(question)}: error: {err}")
     print_summary(outcome)

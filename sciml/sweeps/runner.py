@@ -50,9 +50,12 @@ def _log(message: str) -> None:
 
 
 class SweepRunner:
-    def __init__(self, question: Question, settings: SweepSettings, tracking: bool = True):
+    def __init__(self, question: Question, settings: SweepSettings, tracking: bool = True, pretrained=None):
         self.question = question
         self.settings = settings
+        # {(label, preset): sweeps.pretrained.PretrainedModel} replacing those pre-trainings; resolved in
+        # _pretrain when not given (the CLI resolves them first, to exit 2 before any work).
+        self.pretrained = pretrained
         self.out = os.path.abspath(settings.out)
         self.tracking = tracking
         self.tracker = None
@@ -205,14 +208,17 @@ class SweepRunner:
 
     def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
         s = self.settings
-        trials = self.pretraining_trials()
+        given = self._registered_models()
+        trials = [t for t in self.pretraining_trials() if (t.pretrain, t.preset) not in given]
         cache = os.path.join(os.path.abspath(s.cache), "pretrained")
-        checkpoints: dict[tuple[str, str], str] = {}
+        checkpoints: dict[tuple[str, str], str] = {cell: model.path for cell, model in given.items()}
         missing: list[TrialSpec] = []
         keys: dict[tuple[str, str], str] = {}
+        sources_of: dict[tuple[str, str], list[str]] = {}
         for trial in trials:
             sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
                        for spec in p.specs]
+            sources_of[trial.pretrain, trial.preset] = sources
             hashes = [load_manifest(d)["content_hash"] for d in sources]
             key = cache_key([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
                               s.n_pretrain, s.seed, s.precision])
@@ -223,7 +229,7 @@ class SweepRunner:
             else:
                 missing.append(trial)
         if not missing:
-            _log(f"pre-training: {len(checkpoints)} cached checkpoints reused")
+            _log(f"pre-training: {len(checkpoints) - len(given)} cached checkpoints reused, {len(given)} registered")
             return checkpoints
         name = f"pretrain-{cache_key([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
         context = self._context(data, missing, name)
@@ -240,11 +246,46 @@ class SweepRunner:
                 raise RuntimeError(f"pre-training {cell} failed for every learning rate")
             metrics = best[cell][1]
             copy_file(metrics["model_path"], os.path.join(folder, "model.pt"))
-            write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics})
+            registered = self._register(cell, os.path.join(folder, "model.pt"), sources_of[cell], metrics)
+            write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics,
+                                                           "registered_model": registered})
             checkpoints[cell] = os.path.join(folder, "model.pt")
             _log(f"pre-trained {cell[0]} {cell[1]}: lr {metrics['lr']:g}, val {metrics['val_rel_l2']:.4g}, "
                  f"test {metrics['test_rel_l2']:.4g}")
         return checkpoints
+
+    def _registered_models(self) -> dict:
+        """The --pretrained models by cell, recorded on the sweep's parent run (lineage)."""
+        if self.pretrained is None:
+            from sciml.sweeps.pretrained import resolve_pretrained
+
+            self.pretrained = resolve_pretrained(self.question, self.settings) if self.settings.pretrained else {}
+        for (label, preset), model in self.pretrained.items():
+            _log(f"pre-training {label} {preset}: registered {model.fetched.version.uri} "
+                 f"({model.fetched.requested}, run {model.fetched.version.run_id})")
+        if self.tracker and self.parent_run_id and self.pretrained:
+            from sciml.tracking.registry import lineage_tags
+
+            self.tracker.set_tags(self.parent_run_id, {
+                f"{key}.{slug(label)}.{preset}": value for (label, preset), model in self.pretrained.items()
+                for key, value in lineage_tags(model.fetched).items()})
+        return self.pretrained
+
+    def _register(self, cell: tuple[str, str], path: str, sources: list[str], metrics: dict) -> str | None:
+        """Log the kept model on its pre-training run and register it (sciml-<data>-<preset>, alias best)."""
+        run_id = metrics.get("mlflow_run_id")
+        if not (self.tracker and run_id):
+            return None
+        from sciml.training.registration import register_pretrained
+
+        try:
+            self.tracker.log_artifact(run_id, path, "model")
+            registration = register_pretrained(path, cell[0], sources, metrics, run_id, self.tracker.uri)
+        except Exception as err:  # the model is cached and the sweep goes on; say so loudly
+            _log(f"WARNING: pre-trained {cell[0]} {cell[1]} not registered in MLflow: {err}")
+            return None
+        _log(f"registered {registration.version.uri}" + (" (alias best)" if registration.is_best else ""))
+        return registration.version.uri
 
     def _pretrainings(self):
         return {p.label: p for t in self.question.tasks for p in t.pretrainings}.values()

@@ -42,6 +42,8 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
+    # Registered models replacing pre-training: "LABEL=models:/NAME@ALIAS" or "models:/..." (sweeps.pretrained).
+    pretrained: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
@@ -72,10 +74,18 @@ class SweepSettings:
         if self.max_concurrent is not None:
             check_int("max_concurrent", self.max_concurrent, 1)
         check_precision("precision", self.precision)
+        from sciml.sweeps.pretrained import split_entry
+
+        object.__setattr__(self, "pretrained", tuple(self.pretrained))
+        for entry in self.pretrained:
+            split_entry(entry)
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if not values["pretrained"]:  # keeps the keys (and resumability) of sweeps started before the field
+            del values["pretrained"]
+        return values
 

@@ -51,7 +51,7 @@ def register_pretrained(model_path: str, data_label: str, data_dirs: Sequence[st
     """
     from sciml.tracking.registry import register_version, registered_model_name
 
-    card = model_card(model_path, data_dirs, metrics, run_id)
+    card = {"pretrain_label": data_label, **model_card(model_path, data_dirs, metrics, run_id)}
     name = registered_model_name(data_label, card["preset"])
     description = (f"{card['preset']} FNO pre-trained on {data_label} ({card['data']}, {card['resolution']}^2); "
                    f"val_rel_l2 {metrics['val_rel_l2']:.4g}, test_rel_l2 {metrics.get('test_rel_l2', float('nan')):.4g}; "
