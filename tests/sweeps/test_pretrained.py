@@ -25,7 +25,8 @@ def _register(uri, tmp_path, name, width, modes, preset=None, label="SYS-1(1,5)"
     """A run holding model/model.pt registered as a version of `name` (tagged as a sweep would tag it)."""
     tracker = Tracker(uri)
     run_id = tracker.start_run("pre", name)
-    path = tmp_path / f"{name}.pt"
+    path = tmp_path / name / "model.pt"
+    path.parent.mkdir()
     save_model(str(path), build_fno(preset) if preset else build_fno(None, width=width, modes=modes))
     tracker.log_artifact(run_id, str(path), "model")
     tracker.end_run(run_id)
