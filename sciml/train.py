@@ -83,7 +83,11 @@ def _register(args, outcome) -> None:
     from sciml.training.registration import register_pretrained
 
     label = "+".join(load_manifest(p)["name"] for p in args.data)
-    registration = register_pretrained(outcome.model_path, label, args.data, outcome.metrics, outcome.run_id)
+    try:
+        registration = register_pretrained(outcome.model_path, label, args.data, outcome.metrics, outcome.run_id)
+    except Exception as err:  # the model file and the run are kept; only the registry entry is missing
+        print(f"warning: {outcome.model_path} not registered in the MLflow Model Registry: {err}", file=sys.stderr)
+        return
     version = registration.version
     print(f"registered {version.uri}" + (" (alias best)" if registration.is_best else ""), file=sys.stderr)
 

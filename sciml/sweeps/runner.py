@@ -229,7 +229,8 @@ class SweepRunner:
             else:
                 missing.append(trial)
         if not missing:
-            _log(f"pre-training: {len(checkpoints) - len(given)} cached checkpoints reused, {len(given)} registered")
+            _log(f"pre-training: {len(checkpoints) - len(given)} cached checkpoints reused"
+                 + (f", {len(given)} registered models (--pretrained)" if given else ""))
             return checkpoints
         name = f"pretrain-{cache_key([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
         context = self._context(data, missing, name)
@@ -315,10 +316,27 @@ class SweepRunner:
         savings = data_savings(best)
         files = write_outputs(self.question, self.settings, best, savings, rows, self.out)
         if self.tracker and self.parent_run_id:
+            self._log_curves(best)
             for path in files.values():
                 self.tracker.log_artifact(self.parent_run_id, path, "results")
             self.tracker.end_run(self.parent_run_id)
         return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
+
+
+    def _log_curves(self, best: pd.DataFrame) -> None:
+        """Test error against N as metrics of the sweep's parent run, one per (task, preset, recipe, pretraining),
+        with N as the step: the MLflow UI charts each curve on the run's "Model metrics" tab (docs/mlflow.md)."""
+        from sciml.sweeps.results import cell_summary
+
+        by_n: dict[int, dict[str, float]] = {}
+        for row in cell_summary(best).itertuples():
+            # The UI makes a section per prefix (task and preset) and a chart per recipe in it.
+            source = "" if row.recipe == "scratch" else "_random_init" if row.pretrain == RANDOM_INIT else \
+                f"_from_{slug(row.pretrain)}"
+            key = f"test_rel_l2/{slug(row.task)}/{row.preset}/{row.recipe}{source}"
+            by_n.setdefault(int(row.n_train), {})[key] = float(row.test_rel_l2)
+        for n, metrics in sorted(by_n.items()):
+            self.tracker.log_metrics(self.parent_run_id, metrics, step=n)
 
 
 def progress_callback(name: str, total: int):
@@ -364,7 +382,8 @@ def print_summary(outcome: SweepOutcome, stream=sys.stdout, budget=None) -> None
         print(f"  {label}: {path}", file=stream)
     if outcome.tracking_uri:
         uri = outcome.tracking_uri
-        print("\nMLflow UI (compare fine-tune vs scratch by filtering on tags.recipe):", file=stream)
+        print("\nMLflow UI (choose 'Model training' at its top left; the sweep's run charts test error against N "
+              "on its 'Model metrics' tab, docs/mlflow.md):", file=stream)
         if uri.startswith("sqlite:") or uri.startswith("file:"):
             print(f"  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
         else:

@@ -96,3 +96,26 @@ def test_a_sweep_from_a_registered_model_skips_pretraining(ray_address, mlflow_u
     assert {"finetune", "scratch", "zeroshot"} <= set(results["recipe"])
     # The sweep fine-tuned from the registered file, and registered nothing new.
     assert len(client.search_model_versions("name='sciml-SYS-1_1_5-64K'")) == 1
+
+
+def test_the_sweep_run_logs_test_error_against_n_per_recipe(synthetic):
+    """What the MLflow UI charts on the sweep run's Model metrics tab: one curve per recipe, step = N."""
+    logged = []
+
+    class Recorder:
+        def log_metrics(self, run_id, metrics, step=0):
+            logged.append((run_id, step, dict(metrics)))
+
+    runner = SweepRunner(QUESTIONS["q1"], profile_settings("q1", "smoke"), tracking=False)
+    runner.tracker, runner.parent_run_id = Recorder(), "parent"
+    runner._log_curves(synthetic.q1(seeds=3, ns=(8, 32)).best())
+    by_step = {step: metrics for _, step, metrics in logged}
+    assert sorted(by_step) == [0, 8, 32, 128]
+    base = "test_rel_l2/SYS-1_5_10/64K/"
+    assert by_step[0] == {base + "zeroshot_from_SYS-1_1_5": pytest.approx(0.3),
+                          base + "zeroshot_random_init": pytest.approx(1.5)}
+    # Median over the three seeds (scales 1, 1.05, 1.1): the middle one.
+    assert by_step[8] == {base + "scratch": pytest.approx(1.05 / 8**0.5),
+                          base + "finetune_from_SYS-1_1_5": pytest.approx(0.25 * 1.05 / 8**0.5)}
+    assert by_step[128] == {base + "scratch": pytest.approx(1.05 / 128**0.5)}
+    assert {run_id for run_id, _, _ in logged} == {"parent"}
