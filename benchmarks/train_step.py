@@ -163,13 +163,125 @@ def tune_malloc() -> None:
     libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
+RATES_FILE = ROOT / "sciml" / "sweeps" / "step_rates.json"
+# (preset, grid) pairs whose FLOPs and saved activations the table lists (modes fit the grid).
+TABLE_PRESETS = ("d8m4", "64K", "d16m8", "1M", "16M", "256M")
+TABLE_GRIDS = (16, 32, 64, 128)
+# H100 80GB, eager fp32, batch 32: measured by an earlier session (docs/benchmarks.md, "GPU").
+H100_MEASURED = {("64K", 64): 6484.7, ("64K", 128): 6789.9, ("1M", 64): 5595.6, ("1M", 128): 4696.4}
+H100_SOURCE = ("measured: H100 80GB (16-core Xeon host, torch 2.11.0+cu130), eager fp32, batch 32, "
+               "2026-11, `benchmarks/train_step.py --device cuda --steps 20 --repeats 3 --warmup 5` "
+               "(docs/benchmarks.md)")
+ASSUMPTIONS = {
+    # An H100 SXM peaks at 67 TFLOP/s in fp32 without tensor cores (the runs train in fp32,
+    # TF32 off); 25 is about 40% of that, what large eager GEMMs sustain.
+    "h100_fp32_flops_per_s": 25e12,
+    # Smallest step time of the measured H100 rows minus their FLOPs: kernel-launch bound.
+    "h100_fixed_step_s": None,
+    "activation_peak_factor": 1.25,  # transient buffers over the saved tensors during backward
+    "fixed_memory_bytes": 1024**3,  # CUDA context, cuBLAS workspace, allocator slack
+    "trial_overhead_s": {"cpu": 10.0, "h100": 20.0},  # trial start, data load, model file
+    "cpus_per_gpu": 4,
+    "datagen_examples_per_core_s_128": 5379.0,  # slowest system, docs/benchmarks.md
+    "mlflow_artifacts_bytes_per_sweep": 8 * 1024**2,  # tables, figures, report (runs: metrics only)
+}
+
+
+def write_rates(args) -> None:
+    """Measure CPU step rates for the small entries, count FLOPs and activations for all, and
+    write sciml/sweeps/step_rates.json (each rate says where it comes from)."""
+    import datetime
+    import json
+    import platform
+
+    from sciml.core.checks import check_modes_fit
+    from sciml.core.files import write_text
+    from sciml.sweeps.plan import count_model_cost
+    from sciml.training.config import ModelConfig
+
+    path = Path(args.rates_file)
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    models = dict(previous.get("models", {}))  # pairs not recounted now keep their counts
+    for preset in dict.fromkeys(tuple(args.table_presets) + tuple(args.presets)):
+        for n in sorted(set(TABLE_GRIDS) | set(args.grids)):
+            try:
+                check_modes_fit("presets", ModelConfig.parse(preset).width_and_modes[1], n)
+            except ValueError:
+                continue
+            models[f"{preset}@{n}"] = {"preset": preset, "resolution": n,
+                                       **count_model_cost(preset, n).to_dict()}
+            print(f"counted {preset} at {n}^2: {models[f'{preset}@{n}']['train_flops'] / 1e9:.3f} GFLOP/example",
+                  flush=True)
+    today = datetime.date.today().isoformat()
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        name = torch.cuda.get_device_name()
+        device = "h100" if "H100" in name else name.lower().replace(" ", "-")  # the plan reads h100 rows
+        machine = f"{name}, eager, {'bf16 autocast' if args.amp else 'fp32'}"
+    else:
+        device, machine = "cpu", (f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s), "
+                                  "this repository's 2-core CI/dev VM (shared)")
+    source = f"measured: {machine}, batch {args.batch}, {today}, `{' '.join(['python'] + sys.argv)}`"
+    # Rows measured before on other devices (or other pairs) stay; this run replaces its own.
+    old = previous.get("rates", [])
+    measured = {(r["preset"], r["resolution"], r["device"]): r for r in old if r["source"].startswith("measured")}
+    for (preset, n), rate in H100_MEASURED.items():
+        measured.setdefault((preset, n, "h100"), None)  # filled below from the recorded H100 rates
+    flops = ASSUMPTIONS["h100_fp32_flops_per_s"]
+    fixed = min(32 / rate - 32 * models[f"{p}@{n}"]["train_flops"] / flops for (p, n), rate in H100_MEASURED.items())
+    for (preset, n), rate in H100_MEASURED.items():
+        if measured[preset, n, "h100"] is None:
+            measured[preset, n, "h100"] = {"preset": preset, "resolution": n, "device": "h100", "batch": 32,
+                                           "fixed_s": fixed, "per_example_s": max(32 / rate - fixed, 0.0) / 32,
+                                           "step_s": 32 / rate, "train_flops": models[f"{preset}@{n}"]["train_flops"],
+                                           "source": H100_SOURCE}
+    for preset in args.presets:
+        for n in args.grids:
+            width, modes = ModelConfig.parse(preset).width_and_modes
+            row = bench_config(preset, width, modes, n, args, None)
+            step = args.batch / row["ours"]
+            # On a GPU a step has a launch-bound floor; the CPU's time grows with the batch alone.
+            floor = min(fixed, step) if on_gpu else 0.0
+            measured[preset, n, device] = {
+                "preset": preset, "resolution": n, "device": device, "batch": args.batch, "fixed_s": floor,
+                "per_example_s": (step - floor) / args.batch, "step_s": step,
+                "train_flops": models[f"{preset}@{n}"]["train_flops"], "source": source}
+            print(f"{device} {preset} {n}^2: {row['ours']:.1f} examples/s", flush=True)
+    rates = list(measured.values())
+    cpu_rows = [r for r in rates if r["device"] == "cpu"]
+    assumptions = {**ASSUMPTIONS, "h100_fixed_step_s": fixed}
+    for m in models.values():
+        for dev in ("cpu", "h100"):
+            if (m["preset"], m["resolution"], dev) in measured:
+                continue
+            if dev == "cpu":
+                near = min(cpu_rows, key=lambda r: abs(r["train_flops"] / m["train_flops"] - 1))
+                per = near["per_example_s"] * m["train_flops"] / near["train_flops"]
+                floor, batch = 0.0, near["batch"]
+                src = f"estimated: from cpu {near['preset']} at {near['resolution']}^2 by FLOP scaling"
+            else:
+                per, floor, batch = m["train_flops"] / flops, fixed, 32
+                src = (f"estimated: {m['train_flops'] / 1e9:.3f} GFLOP/example (torch FlopCounterMode) at "
+                       f"{flops / 1e12:g} TFLOP/s fp32 + {fixed * 1e3:.1f} ms launch overhead per step")
+            rates.append({"preset": m["preset"], "resolution": m["resolution"], "device": dev, "batch": batch,
+                          "fixed_s": floor, "per_example_s": per, "step_s": floor + per * batch,
+                          "train_flops": m["train_flops"], "source": src})
+    table = {
+        "about": "Seconds per optimizer step = fixed_s + per_example_s x batch, per (preset, resolution, device); "
+                 "models: FLOPs and autograd-saved activation bytes per example, counted on the CPU as batch 2 "
+                 "minus batch 1 (not timed). Written by `benchmarks/train_step.py --write-rates`.",
+        "assumptions": assumptions, "models": models, "rates": rates}
+    write_text(path, json.dumps(table, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--grids", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--presets", nargs="+", default=["64K", "1M"], choices=sorted(PRESETS))
+    parser.add_argument("--presets", nargs="+", default=["64K", "1M"], help="presets or dWmM labels")
     parser.add_argument("--laptop", action="store_true",
                         help="only the laptop profile: 32^2, width 16, modes 8")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
@@ -186,6 +298,12 @@ def main() -> None:
     parser.add_argument("--no-neuralop", action="store_true")
     parser.add_argument("--install", action="store_true",
                         help=f"pip install neuraloperator into {DEPS.name} if missing")
+    parser.add_argument("--write-rates", action="store_true",
+                        help=f"measure --presets x --grids on this CPU, count FLOPs and activations of every "
+                        f"preset, write {RATES_FILE.relative_to(ROOT)}")
+    parser.add_argument("--rates-file", default=str(RATES_FILE), help="the table --write-rates updates")
+    parser.add_argument("--table-presets", nargs="+", default=list(TABLE_PRESETS),
+                        help="presets whose FLOPs and activations --write-rates counts at 16^2-128^2")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -193,6 +311,9 @@ def main() -> None:
         tune_malloc()
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.manual_seed(0)
+    if args.write_rates:
+        write_rates(args)
+        return
     neuralop_cls = None if args.no_neuralop else import_neuralop(args.install)
 
     if args.laptop:

@@ -1,22 +1,24 @@
 """Generate a dataset directory with Ray Data: one map task per missing shard, then the manifest.
 
 Before any work (and before Ray starts) the directory is checked: a complete dataset with
-the same content hash is returned as is, one with a different hash is a conflict unless
-``overwrite``. A rerun after a crash keeps every finished shard (its footer names the
-dataset and its rows) and regenerates the rest, with the same bytes.
+the same content hash is verified shard by shard against its manifest and returned as is,
+or repaired (exactly its damaged or missing shards regenerated, same bytes); one with a
+different hash is a conflict unless ``overwrite``. A rerun after a crash keeps every
+finished shard (its footer names the dataset and its rows) and regenerates the rest, with
+the same bytes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from sciml.core.checks import check_int
 from sciml.core.files import write_json
 from sciml.core.layout import N_COEFFS, SPLITS
-from sciml.data.manifest import is_complete, load_manifest
+from sciml.data.verify import BadShard, NotADatasetError, describe_bad, read_manifest, verify_dataset
 from sciml.data.schema import MANIFEST_NAME
 from sciml.physics import SystemSpec
 
@@ -26,17 +28,27 @@ from .request import GenerationRequest
 from .shards import ShardPlan, ShardResult, dataset_manifest, plan_shards, produce_shard
 
 
-def check_output(request: GenerationRequest, out_dir: str | Path, overwrite: bool) -> dict[str, Any] | None:
-    """Raise DatasetConflictError for a different dataset; return the manifest if already done."""
+def check_output(request: GenerationRequest, out_dir: str | Path, overwrite: bool
+                 ) -> tuple[dict[str, Any] | None, list[BadShard]]:
+    """Raise DatasetConflictError for a different dataset; else (manifest, its bad shards) if it has one.
+
+    A finished dataset is verified shard by shard (present, readable, rows, content hash):
+    ``(manifest, [])`` is done, ``(manifest, bad)`` needs exactly those shards again, and
+    ``(None, [])`` means generate (or finish an interrupted run).
+    """
     directory = Path(out_dir)
     if overwrite:
         if directory.exists() and not directory.is_dir():
             raise DatasetConflictError(f"out_dir: {directory} exists and is not a directory")
-        return None
+        return None, []
     check_directory(directory, request.content_hash)
-    if (directory / MANIFEST_NAME).is_file() and is_complete(directory):
-        return load_manifest(directory)
-    return None
+    if (directory / MANIFEST_NAME).is_file():
+        try:
+            manifest = read_manifest(directory)
+        except NotADatasetError:
+            return None, []  # a manifest that does not describe its shards: rebuild it with them
+        return manifest, verify_dataset(directory, manifest)
+    return None, []
 
 
 def _shard_batch(batch: dict[str, np.ndarray], *, spec: dict, seed: int, resolution: int, directory: str,
@@ -94,15 +106,21 @@ def build_manifest(request: GenerationRequest, results: list[ShardResult]) -> di
 
 
 def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_workers: int | None = None,
-                     address: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Generate (or finish, or just return) the dataset ``request`` in ``out_dir``; returns its manifest."""
+                     address: str | None = None, overwrite: bool = False, progress: bool = True,
+                     log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Generate (or finish, repair, or just return) the dataset ``request`` in ``out_dir``; returns its manifest.
+
+    ``log`` is told which shards a repair regenerates (None: nothing is said).
+    """
     if not isinstance(request, GenerationRequest):
         raise TypeError(f"request: expected a GenerationRequest, got {type(request).__name__}")
     if num_workers is not None:
         check_int("num_workers", num_workers, 1)
-    done = check_output(request, out_dir, overwrite)
-    if done is not None:
+    done, bad = check_output(request, out_dir, overwrite)
+    if done is not None and not bad:
         return done
+    if done is not None:
+        return _repair(request, Path(out_dir), done, bad, num_workers, address, progress, log)
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -117,8 +135,41 @@ def generate_dataset(request: GenerationRequest, out_dir: str | Path, *, num_wor
     return manifest
 
 
+def _repair(request: GenerationRequest, directory: Path, manifest: dict[str, Any], bad: list[BadShard],
+            num_workers: int | None, address: str | None, progress: bool,
+            log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Regenerate exactly the bad shards of a finished dataset; its manifest stays as it is.
+
+    Examples are seeded one by one, so a regenerated shard has the bytes (and hash) the
+    manifest recorded; it is checked again, and a mismatch is an error, not a new manifest.
+    """
+    if log is not None:
+        log(f"{directory}: regenerating {len(bad)} damaged or missing shard(s): "
+            + "; ".join(str(b) for b in bad))
+    plans = []
+    for shard in bad:
+        entry = shard.entry
+        plan = ShardPlan(shard.split, entry["start"] // manifest["shard_size"], entry["start"], entry["stop"])
+        if plan.file != entry["file"]:
+            raise DatasetConflictError(f"out_dir: {directory}/{MANIFEST_NAME} lists {entry['file']} where the "
+                                       f"layout puts {plan.file}; regenerate it (--overwrite)")
+        plans.append(plan)
+        # A damaged file may keep a valid footer (produce_shard would reuse it): remove it first.
+        (directory / entry["file"]).unlink(missing_ok=True)
+    _run_shards(plans, request, directory, num_workers, address, progress)
+    still = verify_dataset(directory, manifest)
+    if still:
+        raise DatasetConflictError(f"out_dir: regenerated shards of {directory} still differ from its manifest "
+                                   f"({describe_bad(still)}); was it written by another generator version? "
+                                   "Regenerate it with --overwrite")
+    if log is not None:
+        log(f"{directory}: repaired, every shard matches its manifest hash")
+    return manifest
+
+
 def ensure_dataset(spec: SystemSpec, directory: str | Path, *, n_train: int, n_val: int, n_test: int,
-                   resolution: int, seed: int, shard_size: int) -> dict[str, Any]:
+                   resolution: int, seed: int, shard_size: int, progress: bool = True,
+                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """The dataset in ``directory``, generated or reused by content; returns its manifest.
 
     The one door from orchestration (the sweep runner) into generation: callers name what
@@ -126,4 +177,5 @@ def ensure_dataset(spec: SystemSpec, directory: str | Path, *, n_train: int, n_v
     """
     request = GenerationRequest(spec=spec, n_train=n_train, n_val=n_val, n_test=n_test, resolution=resolution,
                                 seed=seed, shard_size=shard_size)
-    return generate_dataset(request, directory)
+    # The sweep owns its cache: a damaged cached dataset is regenerated (shard by shard), not refused.
+    return generate_dataset(request, directory, progress=progress, log=log)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sciml.core.checks import PRECISIONS, check_modes_fit
 from sciml.ray_env import settle_job_outputs
 from sciml.training.config import RECIPES, ModelConfig, ResourceConfig, TrainConfig
+from sciml.training.metrics import LOSSES
 
 if TYPE_CHECKING:
     from sciml.training.runner import DataSelection
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--max-failures", type=int, default=2, help="worker failures to recover from")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--loss", choices=LOSSES, default="mse",
+                        help="training loss: mse (the paper's) or rel_l2 (per-example relative L2)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--storage", help="Ray Train storage path (shared across nodes on a cluster)")
     parser.add_argument("--experiment", default="train", help="MLflow experiment name")
@@ -92,18 +95,45 @@ def _register(args, outcome) -> None:
     print(f"registered {version.uri}" + (" (alias best)" if registration.is_best else ""), file=sys.stderr)
 
 
+def _checkpoint_model(checkpoint: str, asked: ModelConfig | None) -> ModelConfig:
+    """The model a checkpoint holds, as a ModelConfig: the truth for every recipe starting from it.
+
+    Only the file's header is read (the weights stay on disk); the run loads it once, later.
+    A --preset/--width/--modes that describes another architecture is an error, not ignored.
+    """
+    from sciml.training.checkpoint import read_hparams
+
+    hparams = read_hparams(checkpoint)
+    try:
+        if hparams.get("layers", 4) != 4:
+            raise ValueError(f"{hparams.get('layers')} layers")
+        found = ModelConfig(preset=hparams["preset"]) if hparams.get("preset") else \
+            ModelConfig(preset=None, width=hparams["width"], modes=hparams["modes"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint: {checkpoint} describes a model this command cannot build "
+                         f"({error}; hparams {hparams})") from None
+    if asked is not None and asked.width_and_modes != found.width_and_modes:
+        width, modes = found.width_and_modes
+        raise ValueError(f"preset: the checkpoint {checkpoint} holds model {found.label} "
+                         f"(width {width}, modes {modes}),"
+                         f" not {asked.label}; drop --preset/--width/--modes (the checkpoint decides the model)")
+    return found
+
+
 def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
-    from sciml.data.manifest import is_complete, load_manifest
     from sciml.data.ray_datasets import DataSource, split_counts
-    from sciml.training.checkpoint import load_model
+    from sciml.data.verify import check_dataset
     from sciml.training.runner import DataSelection
 
     checkpoint = _resolve_checkpoint(args.checkpoint)
-    preset = args.preset if (args.preset or args.width or args.modes) else "64K"
-    model = ModelConfig(preset=preset, width=args.width, modes=args.modes)
+    asked = args.preset is not None or args.width is not None or args.modes is not None
+    model = ModelConfig(preset=args.preset if asked else "64K", width=args.width, modes=args.modes)
+    if checkpoint and args.recipe in ("finetune", "evaluate"):
+        model = _checkpoint_model(checkpoint, model if asked else None)
     cfg = TrainConfig(recipe=args.recipe, model=model, epochs=0 if args.recipe == "evaluate" else args.epochs,
                       lr=args.lr, batch_size=args.batch_size, n_train=args.n_train, seed=args.seed,
-                      min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision)
+                      min_steps=args.min_steps, init_checkpoint=checkpoint, precision=args.precision,
+                      loss=args.loss)
     resources = ResourceConfig(workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                                gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures)
     if resources.workers == 0 and resources.use_gpu:
@@ -115,16 +145,15 @@ def _validate(args) -> tuple[TrainConfig, ResourceConfig, "DataSelection"]:
     if args.shares is not None and len(args.shares) != len(args.data):
         raise ValueError(f"shares: give one share per --data directory ({len(args.data)}), got {len(args.shares)}")
     shares = args.shares or [1.0] * len(args.data)
-    for path in args.data:
-        if not os.path.isdir(path) or not is_complete(path):
-            raise ValueError(f"data: {path} is not a complete dataset directory (run python -m data_gen first)")
+    # Every shard against its manifest's hash: damaged data is refused, never trained on
+    # (0.2-0.4 s for a 71 MB laptop pre-training set; docs/benchmarks.md "Verifying a dataset").
+    manifests = [check_dataset(path) for path in args.data]
     data = DataSelection(tuple(DataSource(p, s) for p, s in zip(args.data, shares)))
-    resolutions = {load_manifest(p)["resolution"] for p in args.data}
+    resolutions = {m["resolution"] for m in manifests}
     if len(resolutions) != 1:
         raise ValueError(f"data: all datasets must share one resolution, got {sorted(resolutions)}")
-    # The checkpoint's model when there is one (finetune, evaluate), else the one to build.
-    modes = load_model(checkpoint)[0].hparams["modes"] if checkpoint else model.width_and_modes[1]
-    check_modes_fit("modes", modes, resolutions.pop())
+    # The model is the checkpoint's when there is one (finetune, evaluate), else the one to build.
+    check_modes_fit("modes", model.width_and_modes[1], resolutions.pop())
     if cfg.trains:
         split_counts(data.train, "train", cfg.n_train)  # raises when n_train exceeds the data
     return cfg, resources, data

@@ -33,11 +33,20 @@ def example_statistics(columns: Mapping[str, np.ndarray], rms: np.ndarray | None
 
 
 def normalization(rms: np.ndarray, abs_coeffs: np.ndarray) -> dict[str, Any]:
-    """SPEC 5 statistics: f_ref = median rms(f_i); c_ref[j] = median |c_ij| (1.0 where that is 0)."""
+    """SPEC 5 statistics: f_ref = median rms(f_i); c_ref[j] = median of the nonzero |c_ij| (1.0 if none).
+
+    The median of each coefficient is taken over its own support: in a mixture of systems a
+    term that is structurally zero in the others (v1, v2 outside SYS-2, omega outside SYS-3)
+    would otherwise have a median of 0 and fall back to 1, putting the channels at scales far
+    apart (SPEC A.5 wants them comparable). For one system, where a present term is never 0,
+    this is the plain median, and a term absent from the system keeps the fallback 1.
+    """
     rms = np.asarray(rms, dtype=np.float64)
     abs_coeffs = np.asarray(abs_coeffs, dtype=np.float64).reshape(-1, N_COEFFS)
     if rms.size == 0:
         raise ValueError("normalization: no examples to compute statistics from")
-    c_ref = np.median(abs_coeffs, axis=0)
-    c_ref = np.where(c_ref == 0, 1.0, c_ref)
-    return {"f_ref": float(np.median(rms)), "c_ref": [float(c) for c in c_ref], "norm": "rms"}
+    c_ref = []
+    for column in abs_coeffs.T:
+        support = column[column != 0]
+        c_ref.append(float(np.median(support)) if support.size else 1.0)
+    return {"f_ref": float(np.median(rms)), "c_ref": c_ref, "norm": "rms"}

@@ -9,7 +9,8 @@ the algorithm: ``"xxh3_128"`` (XXH3, 128 bits, hex of the canonical big-endian d
 datasets written now, ``"sha256"`` in older ones. XXH3 is not cryptographic: it detects
 corruption and accidental change (and shows two shards are the same bytes), not tampering;
 it hashes at memory speed where sha256 cost about as much as an FFT per example.
-:func:`shard_hash` reads either form and :func:`verify_shard` checks a file against it.
+:func:`shard_hash` reads either form and :func:`verify_shard` checks a file against it;
+:mod:`.verify` checks a whole dataset (every shard present, readable, rows, hash).
 """
 
 from __future__ import annotations

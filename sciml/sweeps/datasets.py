@@ -31,10 +31,23 @@ class SweepData:
         return tuple(self.source(s) for s in pretraining.specs)
 
 
-def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
-    """Generate (or reuse, by content) every pre-training and downstream dataset."""
-    from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
+@dataclass(frozen=True)
+class DatasetRequest:
+    """One dataset a sweep needs and the content-addressed cache directory it lives in."""
 
+    name: str
+    spec: SystemSpec
+    n_train: int
+    seed: int
+    directory: str
+
+
+def dataset_requests(question: Question, settings: SweepSettings) -> list[DatasetRequest]:
+    """Every pre-training and downstream dataset of a sweep, without generating anything.
+
+    Pure (no Ray, no files): the runner generates these and the cost plan counts them, so
+    the two cannot name different directories.
+    """
     wanted: dict[str, tuple[SystemSpec, int]] = {}
     for task in question.tasks:
         for pretraining in task.pretrainings:
@@ -44,15 +57,30 @@ def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
         # A system that is both pre-training and downstream data keeps the larger split.
         size = max(settings.n_downstream, wanted.get(task.name, (None, 0))[1])
         wanted[task.name] = (task.downstream, size)
-
-    data = SweepData()
+    requests = []
     for name, (spec, n_train) in wanted.items():
         seed = dataset_seed(settings.seed, spec)
         key = cache_key([spec.to_dict(), n_train, settings.n_val, settings.n_test, settings.resolution, seed])
         directory = os.path.join(os.path.abspath(settings.cache), "data", f"{slug(name)}-n{settings.resolution}-{key}")
-        ensure_dataset(spec, directory, n_train=n_train, n_val=settings.n_val, n_test=settings.n_test,
-                       resolution=settings.resolution, seed=seed, shard_size=settings.shard_size)
-        data.directories[name] = directory
+        requests.append(DatasetRequest(name, spec, n_train, seed, directory))
+    return requests
+
+
+def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
+    """Generate (or reuse, by content) every pre-training and downstream dataset.
+
+    The sweep owns its cache, so a cached dataset is verified against its manifest each time
+    and its damaged or missing shards are regenerated (same bytes; ``ensure_dataset`` says
+    which) rather than refused: a user-supplied directory is ``python -m sciml.train``'s
+    to refuse, a cache entry is ours to repair.
+    """
+    from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
+
+    data = SweepData()
+    for r in dataset_requests(question, settings):
+        ensure_dataset(r.spec, r.directory, n_train=r.n_train, n_val=settings.n_val, n_test=settings.n_test,
+                       resolution=settings.resolution, seed=r.seed, shard_size=settings.shard_size)
+        data.directories[r.name] = r.directory
     return data
 
 

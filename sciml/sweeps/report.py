@@ -132,7 +132,9 @@ def _settings_line(settings: SweepSettings) -> str:
     return (f"Resolution {settings.resolution}^2, {settings.n_pretrain} pre-training examples per dataset, "
             f"downstream N in {list(settings.n_values)}"
             + (f" (scratch also {list(settings.scratch_extra_n)})" if settings.scratch_extra_n else "")
-            + f", presets {list(settings.presets)}, learning rates {list(settings.lrs)}, {settings.epochs} epochs"
+            + f", presets {list(settings.presets)}, learning rates {list(settings.lrs)}"
+            + (f" (scratch {list(settings.scratch_lrs)})" if settings.scratch_lrs else "")
+            + f", {settings.epochs} epochs, {settings.loss} loss"
             + (f" (at least {settings.min_steps} steps)" if settings.min_steps else "")
             + f", {settings.seeds} seed(s). Each cell reports the test error of its best learning rate by validation"
             + (": median [first, third quartile] over seeds." if settings.seeds > 1 else "."))

@@ -28,7 +28,7 @@ from sciml.sweeps.questions import Question
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
-                                 trial_resources)
+                                 tune_resources)
 from sciml.sweeps.tune_state import repair as repair_tune_state
 from sciml.sweeps.tune_state import state_backup_callback
 
@@ -82,11 +82,11 @@ class SweepRunner:
                         trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
                                                 **common))
                     for n in s.n_values + s.scratch_extra_n:
-                        for lr in s.lrs:
+                        for lr in s.recipe_lrs["scratch"]:
                             trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
                     for p in task.pretrainings:
                         for n in s.n_values:
-                            for lr in s.lrs:
+                            for lr in s.recipe_lrs["finetune"]:
                                 trials.append(TrialSpec("finetune", preset, seed, p.label, n_train=n, lr=lr,
                                                         checkpoint=checkpoints[p.label, preset], **common))
         # Zero-shot evaluations are identical across seeds only for pre-trained models.
@@ -174,7 +174,7 @@ class SweepRunner:
         # Save Tune's experiment state at every step (default: every >= 10 s), so that a
         # resumed sweep knows about every trial that finished before an interruption.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(s))
+        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), tune_resources(s))
         path = os.path.join(context.storage_path, name)
         concurrency = default_concurrency(s, cluster)
         for action in repair_tune_state(path):
@@ -210,7 +210,6 @@ class SweepRunner:
         s = self.settings
         given = self._registered_models()
         trials = [t for t in self.pretraining_trials() if (t.pretrain, t.preset) not in given]
-        cache = os.path.join(os.path.abspath(s.cache), "pretrained")
         checkpoints: dict[tuple[str, str], str] = {cell: model.path for cell, model in given.items()}
         missing: list[TrialSpec] = []
         keys: dict[tuple[str, str], str] = {}
@@ -220,9 +219,7 @@ class SweepRunner:
                        for spec in p.specs]
             sources_of[trial.pretrain, trial.preset] = sources
             hashes = [load_manifest(d)["content_hash"] for d in sources]
-            key = cache_key([hashes, trial.preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
-                              s.n_pretrain, s.seed, s.precision])
-            folder = os.path.join(cache, f"{slug(trial.pretrain)}-{trial.preset}-{key}")
+            folder = pretrained_folder(s, trial.pretrain, trial.preset, hashes)
             keys[trial.pretrain, trial.preset] = folder
             if os.path.exists(os.path.join(folder, "model.pt")):
                 checkpoints[trial.pretrain, trial.preset] = os.path.join(folder, "model.pt")
@@ -232,7 +229,7 @@ class SweepRunner:
             _log(f"pre-training: {len(checkpoints) - len(given)} cached checkpoints reused"
                  + (f", {len(given)} registered models (--pretrained)" if given else ""))
             return checkpoints
-        name = f"pretrain-{cache_key([t.key for t in missing] + [keys[t.pretrain, t.preset] for t in missing], 8)}"
+        name = pretrain_experiment(missing, keys)
         context = self._context(data, missing, name)
         finished, failed = self._tune(name, missing, context, cluster)
         best: dict[tuple[str, str], tuple[float, dict]] = {}
@@ -295,7 +292,7 @@ class SweepRunner:
         from sciml.training.config import ModelConfig
 
         trials = self.downstream_trials(checkpoints)
-        name = f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
+        name = downstream_experiment(trials)
         context = self._context(data, trials, name)
         finished, failed = self._tune(name, trials, context, cluster)
         n_params = {p: ModelConfig.parse(p).n_params for p in self.settings.presets}
@@ -322,7 +319,6 @@ class SweepRunner:
             self.tracker.end_run(self.parent_run_id)
         return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None)
 
-
     def _log_curves(self, best: pd.DataFrame) -> None:
         """Test error against N as metrics of the sweep's parent run, one per (task, preset, recipe, pretraining),
         with N as the step: the MLflow UI charts each curve on the run's "Model metrics" tab (docs/mlflow.md)."""
@@ -337,6 +333,27 @@ class SweepRunner:
             by_n.setdefault(int(row.n_train), {})[key] = float(row.test_rel_l2)
         for n, metrics in sorted(by_n.items()):
             self.tracker.log_metrics(self.parent_run_id, metrics, step=n)
+
+
+def pretrain_experiment(missing: list[TrialSpec], folders: dict[tuple[str, str], str]) -> str:
+    """The Tune experiment of the pre-trainings not cached yet (a rerun resumes it by this name)."""
+    return f"pretrain-{cache_key([t.key for t in missing] + [folders[t.pretrain, t.preset] for t in missing], 8)}"
+
+
+def downstream_experiment(trials: list[TrialSpec]) -> str:
+    """The downstream Tune experiment: named by its grid, checkpoint paths included."""
+    return f"downstream-{cache_key([asdict(t) for t in trials], 8)}"
+
+
+def pretrained_folder(settings: SweepSettings, pretrain: str, preset: str, hashes: list[str]) -> str:
+    """The cache folder of one pre-trained model: keyed by its data's content hashes and settings.
+
+    Pure, so the cost plan finds the checkpoints a sweep would reuse without running anything.
+    """
+    s = settings
+    key = cache_key([hashes, preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
+                     s.n_pretrain, s.seed, s.precision, s.loss])
+    return os.path.join(os.path.abspath(s.cache), "pretrained", f"{slug(pretrain)}-{preset}-{key}")
 
 
 def progress_callback(name: str, total: int):

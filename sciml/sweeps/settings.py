@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sciml.core.checks import (check_int, check_ints, check_modes_fit, check_number, check_numbers, check_precision,
-                               check_resolution)
+from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_fit, check_number, check_numbers,
+                               check_precision, check_resolution)
 from sciml.physics import SYSTEMS
 
 
@@ -22,7 +22,7 @@ class SweepSettings:
     n_test: int
     presets: tuple[str, ...]
     n_values: tuple[int, ...]  # downstream sizes N for fine-tuning and scratch
-    lrs: tuple[float, ...]  # downstream learning-rate grid
+    lrs: tuple[float, ...]  # downstream learning-rate grid (fine-tuning; scratch too unless scratch_lrs)
     epochs: int
     batch_size: int
     pretrain_lrs: tuple[float, ...]
@@ -42,11 +42,19 @@ class SweepSettings:
     shard_size: int = 1024
     out: str = "runs/sweep"
     cache: str = "runs/cache"  # datasets and pre-trained checkpoints, shared between sweeps
+    loss: str = "mse"  # training loss of every stage (the paper's: mse)
+    # Scratch starts from random weights and wants larger steps than a fine-tune: its own grid.
+    scratch_lrs: tuple[float, ...] = ()  # () = the same grid as fine-tuning (lrs)
+    # GPU packing: the share of one GPU a trial of each preset takes (presets not named
+    # take gpus_per_worker). Small models leave an H100 mostly idle (docs/cluster.md).
+    gpu_share: tuple[tuple[str, float], ...] = ()
+    gpu_memory_gb: float = 80.0  # one GPU's memory, for refusing shares a trial cannot fit
     # Registered models replacing pre-training: "LABEL=models:/NAME@ALIAS" or "models:/..." (sweeps.pretrained).
     pretrained: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
+        from sciml.training.metrics import LOSSES
 
         check_resolution("resolution", self.resolution)
         for name in ("n_pretrain", "n_downstream", "n_val", "n_test", "epochs", "batch_size",
@@ -63,6 +71,10 @@ class SweepSettings:
             raise ValueError(f"n_values: the largest N ({largest}) exceeds n_downstream ({self.n_downstream})")
         for name in ("lrs", "pretrain_lrs"):
             object.__setattr__(self, name, check_numbers(name, getattr(self, name), 0, 1, low_open=True))
+        if self.scratch_lrs:
+            object.__setattr__(self, "scratch_lrs", check_numbers("scratch_lrs", self.scratch_lrs, 0, 1,
+                                                                  low_open=True))
+        check_choice("loss", self.loss, LOSSES)
         if not self.presets:
             raise ValueError("presets: must name at least one model (a preset or dWIDTHmMODES)")
         for preset in self.presets:
@@ -74,11 +86,27 @@ class SweepSettings:
         if self.max_concurrent is not None:
             check_int("max_concurrent", self.max_concurrent, 1)
         check_precision("precision", self.precision)
+        object.__setattr__(self, "gpu_share", tuple((str(p), float(v)) for p, v in self.gpu_share))
+        for preset, share in self.gpu_share:
+            check_number("gpu_share", share, 0, low_open=True)
+            # Ray schedules fractions of one GPU, or whole GPUs: 1.5 fits no node.
+            if share > 1 and share != int(share):
+                raise ValueError(f"gpu_share: must be a fraction of one GPU or a whole number, got {preset}={share}")
+        check_number("gpu_memory_gb", self.gpu_memory_gb, 0, low_open=True)
         from sciml.sweeps.pretrained import split_entry
 
         object.__setattr__(self, "pretrained", tuple(self.pretrained))
         for entry in self.pretrained:
             split_entry(entry)
+
+    def gpus_for(self, preset: str) -> float:
+        """The GPUs one training process of a `preset` trial asks Ray for."""
+        return dict(self.gpu_share).get(preset, self.gpus_per_worker)
+
+    @property
+    def recipe_lrs(self) -> dict[str, tuple[float, ...]]:
+        """The learning-rate grid of each downstream recipe."""
+        return {"finetune": self.lrs, "scratch": self.scratch_lrs or self.lrs}
 
     def with_overrides(self, **overrides: Any) -> "SweepSettings":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

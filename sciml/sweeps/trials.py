@@ -68,14 +68,30 @@ class TrialContext:
         return keys
 
 
-def trial_resources(settings: SweepSettings) -> dict[str, float]:
+def trial_resources(settings: SweepSettings, preset: str | None = None) -> dict[str, float]:
     """Local mode: the trial process trains, so it holds the CPUs. DDP: workers hold them."""
     if settings.workers_per_trial == 0:
         resources = {"cpu": settings.cpus_per_worker}
-        if settings.gpus_per_worker:
-            resources["gpu"] = settings.gpus_per_worker
+        gpus = settings.gpus_for(preset) if preset else settings.gpus_per_worker
+        if gpus:
+            resources["gpu"] = gpus
         return resources
     return {"cpu": 0}
+
+
+def tune_resources(settings: SweepSettings):
+    """What `tune.with_resources` gets: one dict, or (per-preset GPU shares in local mode) a
+    function of the trial's config, so a 64K trial takes a quarter GPU and a 256M one a whole."""
+    if not settings.gpu_share or settings.workers_per_trial > 0:
+        return trial_resources(settings)  # DDP workers take their share through ResourceConfig
+
+    def per_trial(config: dict[str, Any]):
+        from ray import tune
+
+        bundle = {k.upper(): v for k, v in trial_resources(settings, config["trial"]["preset"]).items()}
+        return tune.PlacementGroupFactory([bundle])
+
+    return per_trial
 
 
 _TRIAL_FLAGS = "--cpus-per-worker, --gpus-per-worker, --workers-per-trial"
@@ -99,10 +115,12 @@ def default_concurrency(settings: SweepSettings, cluster: dict[str, float]) -> i
         return settings.max_concurrent
     workers = max(settings.workers_per_trial, 1)
     by_cpu = cluster.get("CPU", 1) // (workers * settings.cpus_per_worker)
-    if settings.gpus_per_worker > 0:
+    # With per-preset shares, as many as the smallest share packs (larger ones wait for room).
+    share = min(settings.gpus_for(p) for p in settings.presets)
+    if share > 0:
         gpus = cluster.get("GPU", 0)
         # No GPU yet: an autoscaling cluster starts GPU workers once trials ask for them.
-        by_gpu = gpus // (workers * settings.gpus_per_worker) if gpus else 4
+        by_gpu = gpus // (workers * share) if gpus else 4
         return int(max(1, by_gpu))
     return int(max(1, by_cpu))
 
@@ -124,22 +142,12 @@ def _random_model(trial: TrialSpec, context: TrialContext, directory: str) -> st
     return path
 
 
-def run_trial(config: dict[str, Any], context: TrialContext) -> None:
-    """Tune trainable: one training (or evaluation) run, then report its final metrics."""
-    from ray import tune
+def trial_config(trial: TrialSpec, settings: SweepSettings, checkpoint: str | None):
+    """The training run of one trial (the cost plan counts its optimizer steps from the same config)."""
+    from sciml.training.config import ModelConfig, TrainConfig
 
-    from sciml.training.config import ModelConfig, ResourceConfig, TrainConfig
-    from sciml.training.runner import DataSelection, TrackingRequest, run_training
-
-    trial = TrialSpec(**config["trial"])
-    settings = context.settings
-    directory = os.path.join(context.trials_dir, trial.key)
-    os.makedirs(directory, exist_ok=True)
-    checkpoint = trial.checkpoint
-    if trial.recipe == "zeroshot" and trial.pretrain == RANDOM_INIT:
-        checkpoint = _random_model(trial, context, directory)
     pretraining = trial.recipe == "pretrain"
-    cfg = TrainConfig(
+    return TrainConfig(
         recipe={"zeroshot": "evaluate"}.get(trial.recipe, trial.recipe),
         model=ModelConfig.parse(trial.preset),
         epochs=0 if trial.recipe == "zeroshot" else (settings.pretrain_epochs if pretraining else settings.epochs),
@@ -150,16 +158,35 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         min_steps=0 if pretraining else settings.min_steps,
         init_checkpoint=checkpoint,
         precision=settings.precision,
+        loss=settings.loss,
     )
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Tune trainable: one training (or evaluation) run, then report its final metrics."""
+    from ray import tune
+
+    from sciml.training.config import ResourceConfig
+    from sciml.training.runner import DataSelection, TrackingRequest, run_training
+
+    trial = TrialSpec(**config["trial"])
+    settings = context.settings
+    directory = os.path.join(context.trials_dir, trial.key)
+    os.makedirs(directory, exist_ok=True)
+    checkpoint = trial.checkpoint
+    if trial.recipe == "zeroshot" and trial.pretrain == RANDOM_INIT:
+        checkpoint = _random_model(trial, context, directory)
+    pretraining = trial.recipe == "pretrain"
+    cfg = trial_config(trial, settings, checkpoint)
     resources = ResourceConfig(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker,
-                               gpus_per_worker=settings.gpus_per_worker)
+                               gpus_per_worker=settings.gpus_for(trial.preset))
     label = trial.task or trial.pretrain
     data = DataSelection(train=context.sources[label])
     datasets = {split: context.datasets[key] for split, key in context.dataset_keys(trial).items()}
     tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
             "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
             "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
-            "task": trial.task or "", "pretrain": trial.pretrain}
+            "task": trial.task or "", "pretrain": trial.pretrain, "loss": settings.loss}
     tracking = None
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,

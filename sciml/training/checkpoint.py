@@ -39,13 +39,33 @@ def save_model(path: str, model: torch.nn.Module, state_dict=None, meta=None) ->
     atomic_torch_save(model_payload(model, state_dict, meta), path)
 
 
-def load_model(path: str, map_location: str | torch.device = "cpu"):
-    """Rebuild the model a model file describes; returns (model, payload)."""
+def read_model_file(path: str, map_location: str | torch.device = "cpu", *, mmap: bool = False) -> dict[str, Any]:
+    """The payload of a model file, checked to be one; ValueError('checkpoint: ...') otherwise.
+
+    With ``mmap`` the weights stay on disk until touched: validation reads the header
+    (format, hparams, meta) without loading the tensors, so a run loads the file once.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint: no such model file: {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as error:  # noqa: BLE001 - torch.load raises a different type for each kind of garbage
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        raise ValueError(f"checkpoint: {path} is not a {MODEL_FORMAT} model file (torch.load: {reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT \
+            or not isinstance(payload.get("hparams"), dict) or not isinstance(payload.get("state_dict"), dict):
         raise ValueError(f"checkpoint: {path} is not a {MODEL_FORMAT} model file")
+    return payload
+
+
+def read_hparams(path: str) -> dict[str, Any]:
+    """The architecture a model file describes (build_fno keyword arguments), weights left on disk."""
+    return dict(read_model_file(path, mmap=True)["hparams"])
+
+
+def load_model(path: str, map_location: str | torch.device = "cpu"):
+    """Rebuild the model a model file describes; returns (model, payload)."""
+    payload = read_model_file(path, map_location)
     model = build_from_hparams(payload["hparams"])
     model.load_state_dict(payload["state_dict"])
     return model, payload

@@ -86,9 +86,13 @@ class TrainConfig:
     eval_batch_size: int = 256
     init_checkpoint: str | None = None  # model file for finetune / evaluate
     precision: str = "fp32"
+    loss: str = "mse"  # training loss (sciml.training.metrics.LOSSES); the paper's is MSE
 
     def __post_init__(self) -> None:
+        from sciml.training.metrics import LOSSES
+
         check_choice("recipe", self.recipe, RECIPES)
+        check_choice("loss", self.loss, LOSSES)
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig(**self.model))
         if self.recipe == "evaluate":

@@ -1,8 +1,8 @@
 """The one training loop every recipe uses; runs inside Ray Train (any worker count).
 
-MSE loss, Adam, cosine decay to zero per optimizer step, per-epoch validation (mean
-relative L2), best-by-validation weights (the starting weights count as epoch 0), and
-the test error of the best weights at the end. With DDP workers a checkpoint every
+MSE (SPEC 7) or per-example relative-L2 loss, Adam, cosine decay to zero per optimizer
+step, per-epoch validation (mean relative L2), best-by-validation weights (the starting
+weights count as epoch 0), and the test error of the best weights at the end. With DDP workers a checkpoint every
 `checkpoint_every` validations holds everything needed to resume with the same epoch total.
 
 A `Trainer` runs the named steps; each is the one place its kind of change goes:
@@ -26,13 +26,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sciml.data.fields import FieldSet
 from sciml.core.statistics import normalization
 from sciml.training.checkpoint import MODEL_FILE, STATE_FILE, atomic_torch_save, load_model, model_payload
 from sciml.training.config import LoopConfig, TrainConfig
-from sciml.training.metrics import relative_l2
+from sciml.training.metrics import relative_l2, training_loss
 from sciml.training.session import TrainSession
 
 _LOAD_BATCH = 2048
@@ -286,7 +285,7 @@ class Trainer:
     def _optimizer_step(self, train: FieldSet, batch: torch.Tensor) -> torch.Tensor:
         with _autocast(self.cfg, self.device):
             prediction = self.net(train.inputs(batch))
-        loss = F.mse_loss(prediction.float(), train.targets(batch))  # SPEC 7: the training loss
+        loss = training_loss(self.cfg.loss, prediction.float(), train.targets(batch))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -343,7 +342,8 @@ class Trainer:
         n_train = len(self.data.train) * self.session.world_size if self.data.train is not None else 0
         final = {"epoch": epochs, "epochs": epochs, "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2,
                  "test_rel_l2": test_error, "n_train": n_train, "done": True}
-        meta = {"recipe": self.cfg.recipe, "seed": self.cfg.seed, "lr": self.cfg.lr, "epochs": epochs,
+        meta = {"recipe": self.cfg.recipe, "seed": self.cfg.seed, "lr": self.cfg.lr, "loss": self.cfg.loss,
+                "epochs": epochs,
                 "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2, "test_rel_l2": test_error,
                 "datasets": dict(self.config.datasets), "pretrained_from": self.init_meta.get("datasets", {})}
         files = {MODEL_FILE: lambda: model_payload(self.model, best.state, meta)}

@@ -77,7 +77,7 @@ def run_params(cfg: TrainConfig, resources: ResourceConfig, datasets: Mapping[st
         "recipe": cfg.recipe, "preset": model.label, "width": model.width, "modes": model.modes,
         "n_params": n_params, "lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
         "min_steps": cfg.min_steps, "n_train": cfg.n_train if cfg.n_train is not None else "all",
-        "seed": cfg.seed, "workers": resources.workers, "precision": cfg.precision,
+        "seed": cfg.seed, "workers": resources.workers, "precision": cfg.precision, "loss": cfg.loss,
         "init_checkpoint": cfg.init_checkpoint,
         "train_data": ",".join(f"{d['name']}:{d['content_hash'][:12]}" for d in datasets.get("train", [])),
         "eval_data": ",".join(f"{d['name']}:{d['content_hash'][:12]}" for d in datasets.get("eval", [])),

@@ -88,3 +88,52 @@ def test_sigkill_then_rerun_gives_the_same_bytes(ray_address, tmp_path):
     assert _shas(tmp_path / "killed") == _shas(tmp_path / "clean")
     assert load_manifest(tmp_path / "killed")["shards"] == clean["shards"]
     assert not list((tmp_path / "killed").rglob("*.tmp")) and not (tmp_path / "killed/.generating.json").exists()
+
+
+def _hashes(directory):
+    from sciml.data.manifest import file_hash
+
+    return {p.relative_to(directory).as_posix(): file_hash(p) for p in sorted(directory.rglob("*.parquet"))}
+
+
+def test_a_rerun_regenerates_exactly_the_damaged_shards_and_verify_reports_them(ray_address, tmp_path, capsys):
+    out = tmp_path / "ds"
+    argv = [*with_option("--shard-size", "2"), "--address", ray_address, "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    original, manifest_bytes = _hashes(out), (out / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert len(original) == 4 and main(["verify", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: OK (4 shards, SYS-1(1,5))"
+
+    half = out / "train/part-00000.parquet"
+    half.write_bytes(half.read_bytes()[:half.stat().st_size // 2])  # truncated to half
+    flipped = out / "val/part-00000.parquet"
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # one byte inside the data: the footer still reads
+    flipped.write_bytes(bytes(data))
+    (out / "test/part-00000.parquet").unlink()
+
+    assert main(["verify", str(out)]) == 1
+    report = capsys.readouterr().out
+    assert "DAMAGED, 3 bad shard(s)" in report
+    assert "train/part-00000.parquet: not a readable Parquet file" in report
+    assert "val/part-00000.parquet: xxh3_128 content hash" in report and "test/part-00000.parquet: missing" in report
+    assert "python -m data_gen --system poisson --range 1.0 5.0 --n-train 4" in report and "--shard-size 2" in report
+
+    assert main(argv) == 0  # the same arguments: verify, then regenerate the three
+    said = capsys.readouterr().out
+    assert "regenerating 3 damaged or missing shard(s)" in said and "train/part-00000.parquet" in said
+    assert _hashes(out) == original and (out / "manifest.json").read_bytes() == manifest_bytes
+    assert main(["verify", str(out)]) == 0
+
+
+def test_verify_exits_2_for_a_directory_that_is_not_a_dataset(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk/manifest.json").write_text("{not json")
+    assert main(["verify", str(tmp_path / "empty"), str(tmp_path / "junk"), str(tmp_path / "absent")]) == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("NOT A DATASET" in line for line in lines)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify"])
+    assert exit_info.value.code == 2

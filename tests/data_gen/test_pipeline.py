@@ -77,6 +77,31 @@ def test_resume_keeps_good_shards_and_rewrites_the_rest(one_worker, tmp_path):
     assert not (work / "train/part-00009.parquet").exists() and is_complete(work)
 
 
+def test_the_sweep_door_repairs_a_damaged_cached_dataset_shard_by_shard(one_worker, tmp_path):
+    from data_gen import ensure_dataset
+
+    directory, manifest = one_worker
+    work = tmp_path / "cached"
+    for path in directory.rglob("*"):
+        if path.is_file():
+            target = work / path.relative_to(directory)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    manifest_bytes = (work / "manifest.json").read_bytes()
+    damaged = work / "train/part-00001.parquet"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x10  # a flipped bit in the data pages: the footer still names the right rows
+    damaged.write_bytes(bytes(data))
+    stamps = {p: p.stat().st_mtime_ns for p in work.rglob("*.parquet") if p != damaged}
+    said = []
+    repaired = ensure_dataset(SPEC, work, n_train=40, n_val=9, n_test=5, resolution=16, seed=11, shard_size=16,
+                              progress=False, log=said.append)
+    assert repaired == manifest and (work / "manifest.json").read_bytes() == manifest_bytes
+    assert all(verify_shard(work, entry) for entries in manifest["shards"].values() for entry in entries)
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("*.parquet") if p != damaged} == stamps  # only that one
+    assert "regenerating 1 damaged or missing shard(s): train/part-00001.parquet: xxh3_128 content hash" in said[0]
+
+
 def test_overwrite_replaces_a_different_dataset(ray_address, tmp_path):
     generate_dataset(request(16, n_train=4), tmp_path, progress=False)
     manifest = generate_dataset(request(16, n_train=3, seed=5), tmp_path, overwrite=True, progress=False)

@@ -105,3 +105,24 @@ def test_ddp_trials_count_every_worker():
     ddp = profile_settings("q1", "smoke").with_overrides(workers_per_trial=2, cpus_per_worker=1)
     assert unschedulable_reason(ddp, [{"CPU": 1.0}, {"CPU": 1.0}]) is None
     assert "fit 2" in unschedulable_reason(ddp.with_overrides(workers_per_trial=3), [{"CPU": 1.0}, {"CPU": 1.5}])
+
+
+def test_scratch_takes_its_own_learning_rate_grid():
+    _, _, trials = _grid("q1", lrs=(1e-4, 3e-4), scratch_lrs=(1e-2, 3e-2, 1e-1))
+    assert {t.lr for t in trials if t.recipe == "scratch"} == {1e-2, 3e-2, 1e-1}
+    assert {t.lr for t in trials if t.recipe == "finetune"} == {1e-4, 3e-4}
+    _, _, same = _grid("q1", lrs=(1e-3,))
+    assert {t.lr for t in same if t.recipe in ("scratch", "finetune")} == {1e-3}
+
+
+@pytest.mark.parametrize("field, value, message", [("loss", "l1", "loss: must be one of mse, rel_l2"),
+                                                   ("scratch_lrs", (0.0,), "scratch_lrs")])
+def test_loss_and_scratch_grid_are_validated(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        profile_settings("q1", "smoke").with_overrides(**{field: value})
+
+
+def test_laptop_profile_trains_with_the_relative_l2_loss_and_brackets_scratch_higher():
+    laptop = profile_settings("q1", "laptop")
+    assert laptop.loss == "rel_l2" and profile_settings("q1", "paper").loss == "mse"
+    assert min(laptop.recipe_lrs["scratch"]) > max(laptop.recipe_lrs["finetune"])

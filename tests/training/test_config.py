@@ -34,6 +34,7 @@ def test_model_config_errors_name_the_field(kwargs, field):
     ({"recipe": "scratch", "init_checkpoint": "x.pt"}, "checkpoint"),
     ({"recipe": "evaluate", "epochs": 3, "init_checkpoint": "x.pt"}, "epochs"),
     ({"precision": "fp8"}, "precision"),
+    ({"loss": "l1"}, "loss"),
 ])
 def test_train_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
