@@ -47,7 +47,7 @@ def split_entry(entry: str) -> tuple[str | None, str]:
 def resolve_pretrained(question: Question, settings: SweepSettings,
                        uri: str | None = None) -> dict[tuple[str, str], PretrainedModel]:
     """Download every --pretrained model (into `<cache>/pretrained/registry`) and key it by its cell."""
-    from sciml.training.checkpoint import load_model
+    from sciml.training.checkpoint import read_hparams
     from sciml.training.registration import model_preset
 
     labels = sorted({p.label for t in question.tasks for p in t.pretrainings})
@@ -64,7 +64,7 @@ def resolve_pretrained(question: Question, settings: SweepSettings,
         if label not in labels:
             raise ValueError(f"{FIELD}: {label!r} is not a pre-training of {question.key} "
                              f"(with these --systems); it has {labels}")
-        preset = model_preset(load_model(fetched.path)[0].hparams)
+        preset = model_preset(read_hparams(fetched.path))  # the header only: the weights stay on disk
         if preset not in settings.presets:
             raise ValueError(f"{FIELD}: {model_uri} is a {preset} model, the sweep's presets are "
                              f"{list(settings.presets)} (set --presets {preset})")
