@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-train", type=int, help="use the first N training examples (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", help="pre-trained model file (or its directory) for finetune/evaluate")
+    parser.add_argument("--checkpoint", help="pre-trained model file (or its directory) for finetune/evaluate, "
+                                             "or a registered model: models:/NAME@ALIAS or models:/NAME/VERSION")
     parser.add_argument("--out", default="runs/train", help="directory for model.pt and metrics.json")
     parser.add_argument("--workers", type=int, default=0, help="Ray Train workers; 0 = local mode in this process")
     parser.add_argument("--cpus-per-worker", type=int, default=1)
@@ -63,6 +64,35 @@ def _resolve_checkpoint(path: str | None) -> str | None:
     if path and os.path.isdir(path):
         return os.path.join(path, "model.pt")
     return path
+
+
+def _fetch_registered(args):
+    """A `models:/...` checkpoint: download its model file under --out and train from that file.
+
+    Returns the sciml.tracking.registry.FetchedModel (for the lineage tags), or None.
+    """
+    from sciml.tracking.registry import fetch_model, is_model_uri
+
+    if not is_model_uri(args.checkpoint):
+        return None
+    fetched = fetch_model(args.checkpoint, os.path.join(args.out, "pretrained"))
+    args.checkpoint = fetched.path
+    return fetched
+
+
+def _register(args, outcome) -> None:
+    """Register a tracked pre-training in the MLflow Model Registry (one model per data and preset)."""
+    from sciml.data.manifest import load_manifest
+    from sciml.training.registration import register_pretrained
+
+    label = "+".join(load_manifest(p)["name"] for p in args.data)
+    try:
+        registration = register_pretrained(outcome.model_path, label, args.data, outcome.metrics, outcome.run_id)
+    except Exception as err:  # the model file and the run are kept; only the registry entry is missing
+        print(f"warning: {outcome.model_path} not registered in the MLflow Model Registry: {err}", file=sys.stderr)
+        return
+    version = registration.version
+    print(f"registered {version.uri}" + (" (alias best)" if registration.is_best else ""), file=sys.stderr)
 
 
 def _checkpoint_model(checkpoint: str, asked: ModelConfig | None) -> ModelConfig:
@@ -133,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     settle_job_outputs()  # first: it decides where relative outputs go under `ray job submit`
     args = _parser().parse_args(argv)
     try:
+        registered = _fetch_registered(args)
         cfg, resources, data = _validate(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
     from sciml.ray_env import ClusterTooSmall, ensure_ray, require_fit
+    from sciml.tracking.registry import lineage_tags
     from sciml.training.runner import TrackingRequest, run_training
 
     ensure_ray(args.address, quiet=resources.workers == 0)  # show DDP workers' progress
@@ -153,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     tracking = None if args.no_tracking else TrackingRequest(
         experiment=args.experiment, run_name=args.run_name or f"{cfg.recipe}-{cfg.model.label}",
         tags={"recipe": cfg.recipe, "preset": cfg.model.label, "lr": cfg.lr, "seed": cfg.seed,
-              "n_train": cfg.n_train if cfg.n_train is not None else "all"})
+              "n_train": cfg.n_train if cfg.n_train is not None else "all",
+              **(lineage_tags(registered) if registered else {})})
     outcome = run_training(cfg, data, resources, args.out, name=f"{cfg.recipe}-{cfg.model.label}",
                            tracking=tracking, storage_path=args.storage, progress=True)
+    if cfg.recipe == "pretrain" and outcome.run_id:
+        _register(args, outcome)
     summary = {"model_path": outcome.model_path, "mlflow_run_id": outcome.run_id, **outcome.metrics}
     with open(os.path.join(args.out, "metrics.json"), "w") as handle:
         json.dump(summary, handle, indent=2)

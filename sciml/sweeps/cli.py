@@ -19,7 +19,7 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          "gpus_per_worker": "--gpus-per-worker", "max_concurrent": "--max-concurrent", "seed": "--seed",
          "seeds": "--seeds", "out": "--out", "cache": "--cache", "loss": "--loss", "scratch_lrs": "--scratch-lrs",
          "gpu_share": "--gpu-share", "gpu_memory_gb": "--gpu-memory-gb", "plan_gpus": "--plan-gpus",
-         "plan_cpus": "--plan-cpus",
+         "plan_cpus": "--plan-cpus", "pretrained": "--pretrained",
          # Search, early stopping and grid edges (sciml/sweeps/search.py).
          "search": "--search", "trials_per_cell": "--trials-per-cell", "scheduler": "--scheduler",
          "grace_period": "--grace-period", "reduction_factor": "--reduction-factor", "extend_edges": "--extend-edges"}
@@ -82,6 +82,9 @@ def parser(question: Question) -> argparse.ArgumentParser:
     p.add_argument("--plan-json", action="store_true", help="the plan as JSON")
     p.add_argument("--plan-gpus", type=float, default=8, help="GPUs of the cluster the plan's wall time assumes")
     p.add_argument("--plan-cpus", type=float, help="CPUs of that cluster (default: 4 per GPU, or 8)")
+    p.add_argument("--pretrained", action="append", metavar="[LABEL=]models:/NAME@ALIAS",
+                   help="fine-tune from a registered model instead of pre-training (repeatable; LABEL is a "
+                        "pre-training such as 'SYS-1(1,5)', default the label the model was registered under)")
     search = p.add_argument_group("search and early stopping (default: the paper's full grid)")
     search.add_argument("--search", choices=SEARCHES, help="grid: every lr of --lrs; optuna: per cell, a seeded "
                         "TPE study proposes --trials-per-cell lrs log-uniform in [min, max] of --lrs")
@@ -130,6 +133,7 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             # --gpus-per-worker is one share for every preset: it overrides the profile's map.
             gpu_share=args.gpu_share if args.gpu_share is not None else (() if args.gpus_per_worker is not None
                                                                          else None),
+            pretrained=tuple(args.pretrained) if args.pretrained else None,
             search=args.search, trials_per_cell=args.trials_per_cell, scheduler=args.scheduler,
             grace_period=args.grace_period, reduction_factor=args.reduction_factor, extend_edges=args.extend_edges)
         if settings.ood:
@@ -154,6 +158,11 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
     try:  # before Ray, MLflow or a state file: a directory that cannot be made fails now, not after 12 s
         for name in ("out", "cache"):
             check_creatable(name, getattr(settings, name))
+        pretrained = None
+        if settings.pretrained:  # after the plan, which writes nothing: this downloads the models
+            from sciml.sweeps.pretrained import resolve_pretrained
+
+            pretrained = resolve_pretrained(question, settings)  # every mismatch exits 2 here
     except ValueError as err:
         fail_for_field(parser_prog(question), err, FLAGS)
 
@@ -161,7 +170,7 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
     from sciml.sweeps.runner import SweepRunner, print_summary
 
     try:
-        outcome = SweepRunner(question, settings, tracking=not args.no_tracking).run()
+        outcome = SweepRunner(question, settings, tracking=not args.no_tracking, pretrained=pretrained).run()
     except ClusterTooSmall as err:
         fail(f"{parser_prog(question)}: error: {err}")
     print_summary(outcome, budget=outcome.budget)

@@ -59,9 +59,12 @@ def _log(message: str) -> None:
 
 
 class SweepRunner:
-    def __init__(self, question: Question, settings: SweepSettings, tracking: bool = True):
+    def __init__(self, question: Question, settings: SweepSettings, tracking: bool = True, pretrained=None):
         self.question = question
         self.settings = settings
+        # {(label, preset): sweeps.pretrained.PretrainedModel} replacing those pre-trainings; resolved in
+        # _pretrain when not given (the CLI resolves them first, to exit 2 before any work).
+        self.pretrained = pretrained
         self.out = os.path.abspath(settings.out)
         self.tracking = tracking
         self.tracker = None
@@ -255,13 +258,16 @@ class SweepRunner:
 
     def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
         s = self.settings
-        trials = self.pretraining_trials()
-        checkpoints: dict[tuple[str, str], str] = {}
+        given = self._registered_models()
+        trials = [t for t in self.pretraining_trials() if (t.pretrain, t.preset) not in given]
+        checkpoints: dict[tuple[str, str], str] = {cell: model.path for cell, model in given.items()}
         missing: list[TrialSpec] = []
         keys: dict[tuple[str, str], str] = {}
+        sources_of: dict[tuple[str, str], list[str]] = {}
         for trial in trials:
             sources = [data.directories[spec.name] for p in self._pretrainings() if p.label == trial.pretrain
                        for spec in p.specs]
+            sources_of[trial.pretrain, trial.preset] = sources
             hashes = [load_manifest(d)["content_hash"] for d in sources]
             folder = pretrained_folder(s, trial.pretrain, trial.preset, hashes)
             keys[trial.pretrain, trial.preset] = folder
@@ -270,7 +276,8 @@ class SweepRunner:
             else:
                 missing.append(trial)
         if not missing:
-            _log(f"pre-training: {len(checkpoints)} cached checkpoints reused")
+            _log(f"pre-training: {len(checkpoints) - len(given)} cached checkpoints reused"
+                 + (f", {len(given)} registered models (--pretrained)" if given else ""))
             return checkpoints
         name = pretrain_experiment(missing, keys)
         context = self._context(data, missing, name)
@@ -287,11 +294,46 @@ class SweepRunner:
                 raise RuntimeError(f"pre-training {cell} failed for every learning rate")
             metrics = best[cell][1]
             copy_file(metrics["model_path"], os.path.join(folder, "model.pt"))
-            write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics})
+            registered = self._register(cell, os.path.join(folder, "model.pt"), sources_of[cell], metrics)
+            write_json(os.path.join(folder, "info.json"), {"pretrain": cell[0], "preset": cell[1], **metrics,
+                                                           "registered_model": registered})
             checkpoints[cell] = os.path.join(folder, "model.pt")
             _log(f"pre-trained {cell[0]} {cell[1]}: lr {metrics['lr']:g}, val {metrics['val_rel_l2']:.4g}, "
                  f"test {metrics['test_rel_l2']:.4g}")
         return checkpoints
+
+    def _registered_models(self) -> dict:
+        """The --pretrained models by cell, recorded on the sweep's parent run (lineage)."""
+        if self.pretrained is None:
+            from sciml.sweeps.pretrained import resolve_pretrained
+
+            self.pretrained = resolve_pretrained(self.question, self.settings) if self.settings.pretrained else {}
+        for (label, preset), model in self.pretrained.items():
+            _log(f"pre-training {label} {preset}: registered {model.fetched.version.uri} "
+                 f"({model.fetched.requested}, run {model.fetched.version.run_id})")
+        if self.tracker and self.parent_run_id and self.pretrained:
+            from sciml.tracking.registry import lineage_tags
+
+            self.tracker.set_tags(self.parent_run_id, {
+                f"{key}.{slug(label)}.{preset}": value for (label, preset), model in self.pretrained.items()
+                for key, value in lineage_tags(model.fetched).items()})
+        return self.pretrained
+
+    def _register(self, cell: tuple[str, str], path: str, sources: list[str], metrics: dict) -> str | None:
+        """Log the kept model on its pre-training run and register it (sciml-<data>-<preset>, alias best)."""
+        run_id = metrics.get("mlflow_run_id")
+        if not (self.tracker and run_id):
+            return None
+        from sciml.training.registration import register_pretrained
+
+        try:
+            self.tracker.log_artifact(run_id, path, "model")
+            registration = register_pretrained(path, cell[0], sources, metrics, run_id, self.tracker.uri)
+        except Exception as err:  # the model is cached and the sweep goes on; say so loudly
+            _log(f"WARNING: pre-trained {cell[0]} {cell[1]} not registered in MLflow: {err}")
+            return None
+        _log(f"registered {registration.version.uri}" + (" (alias best)" if registration.is_best else ""))
+        return registration.version.uri
 
     def _pretrainings(self):
         return {p.label: p for t in self.question.tasks for p in t.pretrainings}.values()
@@ -338,6 +380,7 @@ class SweepRunner:
         files = write_outputs(self.question, s, best, savings, rows, self.out, budget=budget)
         files[BUDGET_FILE] = str(write_json(os.path.join(self.out, BUDGET_FILE), budget.to_dict()))
         if self.tracker and self.parent_run_id:
+            self._log_curves(best)
             for path in files.values():
                 self.tracker.log_artifact(self.parent_run_id, path, "results")
             self.tracker.end_run(self.parent_run_id)
@@ -361,6 +404,21 @@ def _final_metrics(metrics: dict | None, error) -> dict | None:
                        epochs_run=metrics["epoch"], stopped_early=True)
     metrics["trial_seconds"] = metrics.get("time_total_s", math.nan)
     return metrics
+
+    def _log_curves(self, best: pd.DataFrame) -> None:
+        """Test error against N as metrics of the sweep's parent run, one per (task, preset, recipe, pretraining),
+        with N as the step: the MLflow UI charts each curve on the run's "Model metrics" tab (docs/mlflow.md)."""
+        from sciml.sweeps.results import cell_summary
+
+        by_n: dict[int, dict[str, float]] = {}
+        for row in cell_summary(best).itertuples():
+            # The UI makes a section per prefix (task and preset) and a chart per recipe in it.
+            source = "" if row.recipe == "scratch" else "_random_init" if row.pretrain == RANDOM_INIT else \
+                f"_from_{slug(row.pretrain)}"
+            key = f"test_rel_l2/{slug(row.task)}/{row.preset}/{row.recipe}{source}"
+            by_n.setdefault(int(row.n_train), {})[key] = float(row.test_rel_l2)
+        for n, metrics in sorted(by_n.items()):
+            self.tracker.log_metrics(self.parent_run_id, metrics, step=n)
 
 
 def pretrain_experiment(missing: list[TrialSpec], folders: dict[tuple[str, str], str]) -> str:
@@ -427,7 +485,8 @@ def print_summary(outcome: SweepOutcome, stream=sys.stdout, budget=None) -> None
         print(f"  {label}: {path}", file=stream)
     if outcome.tracking_uri:
         uri = outcome.tracking_uri
-        print("\nMLflow UI (compare fine-tune vs scratch by filtering on tags.recipe):", file=stream)
+        print("\nMLflow UI (choose 'Model training' at its top left; the sweep's run charts test error against N "
+              "on its 'Model metrics' tab, docs/mlflow.md):", file=stream)
         if uri.startswith("sqlite:") or uri.startswith("file:"):
             print(f"  mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
         else:

@@ -52,6 +52,8 @@ class SweepSettings:
     # take gpus_per_worker). Small models leave an H100 mostly idle (docs/cluster.md).
     gpu_share: tuple[tuple[str, float], ...] = ()
     gpu_memory_gb: float = 80.0  # one GPU's memory, for refusing shares a trial cannot fit
+    # Registered models replacing pre-training: "LABEL=models:/NAME@ALIAS" or "models:/..." (sweeps.pretrained).
+    pretrained: tuple[str, ...] = ()
     # How learning rates are chosen and trials stopped (sciml/sweeps/search.py); grid + fifo is the paper's.
     search: str = "grid"  # grid | optuna
     trials_per_cell: int = 3  # optuna: learning rates proposed per cell
@@ -101,6 +103,11 @@ class SweepSettings:
             if share > 1 and share != int(share):
                 raise ValueError(f"gpu_share: must be a fraction of one GPU or a whole number, got {preset}={share}")
         check_number("gpu_memory_gb", self.gpu_memory_gb, 0, low_open=True)
+        from sciml.sweeps.pretrained import split_entry
+
+        object.__setattr__(self, "pretrained", tuple(self.pretrained))
+        for entry in self.pretrained:
+            split_entry(entry)
         check_choice("search", self.search, SEARCHES)
         check_choice("scheduler", self.scheduler, SCHEDULERS)
         check_int("trials_per_cell", self.trials_per_cell, 1)
@@ -127,5 +134,8 @@ class SweepSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if not values["pretrained"]:  # keeps the keys (and resumability) of sweeps started before the field
+            del values["pretrained"]
+        return values
 

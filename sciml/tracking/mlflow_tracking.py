@@ -14,6 +14,10 @@ from typing import Any, Callable, Mapping, TypeVar
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses "GenAI" and
+# shows traces and token usage; "custom_model_development" opens the training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 T = TypeVar("T")
 
 
@@ -68,9 +72,13 @@ class Tracker:
     def experiment_id(self, name: str) -> str:
         experiment = _retry(lambda: self._client.get_experiment_by_name(name))
         if experiment is not None:
+            if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):  # made before the tag existed
+                _retry(lambda: self._client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                                               EXPERIMENT_KIND))
             return experiment.experiment_id
         try:
-            return _retry(lambda: self._client.create_experiment(name, artifact_location=self._artifact_location(name)))
+            return _retry(lambda: self._client.create_experiment(name, artifact_location=self._artifact_location(name),
+                                                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}))
         except Exception:
             # Another process created it first.
             experiment = self._client.get_experiment_by_name(name)
