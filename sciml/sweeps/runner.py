@@ -387,24 +387,6 @@ class SweepRunner:
         return SweepOutcome(best, savings, files, self.parent_run_id, self.tracker.uri if self.tracker else None,
                             budget)
 
-
-def _final_metrics(metrics: dict | None, error) -> dict | None:
-    """A trial's row metrics: its final report, or for a trial a scheduler stopped, its last validation's.
-
-    A stopped trial's best weights so far are its answer: their validation error, and the
-    test error the loop measured when they became the best (test_on_improvement).
-    """
-    if error is not None or not metrics:
-        return None
-    metrics = dict(metrics)
-    if "test_rel_l2" not in metrics:
-        if "best_test_rel_l2" not in metrics:
-            return None
-        metrics.update(val_rel_l2=metrics["best_val_rel_l2"], test_rel_l2=metrics["best_test_rel_l2"],
-                       epochs_run=metrics["epoch"], stopped_early=True)
-    metrics["trial_seconds"] = metrics.get("time_total_s", math.nan)
-    return metrics
-
     def _log_curves(self, best: pd.DataFrame) -> None:
         """Test error against N as metrics of the sweep's parent run, one per (task, preset, recipe, pretraining),
         with N as the step: the MLflow UI charts each curve on the run's "Model metrics" tab (docs/mlflow.md)."""
@@ -440,6 +422,24 @@ def pretrained_folder(settings: SweepSettings, pretrain: str, preset: str, hashe
     key = cache_key([hashes, preset, s.pretrain_lrs, s.pretrain_epochs, s.pretrain_batch_size,
                      s.n_pretrain, s.seed, s.precision, s.loss])
     return os.path.join(os.path.abspath(s.cache), "pretrained", f"{slug(pretrain)}-{preset}-{key}")
+
+
+def _final_metrics(metrics: dict | None, error) -> dict | None:
+    """A trial's row metrics: its final report, or for a trial a scheduler stopped, its last validation's.
+
+    A stopped trial's best weights so far are its answer: their validation error, and the
+    test error the loop measured when they became the best (test_on_improvement).
+    """
+    if error is not None or not metrics:
+        return None
+    metrics = dict(metrics)
+    if "test_rel_l2" not in metrics:
+        if "best_test_rel_l2" not in metrics:
+            return None
+        metrics.update(val_rel_l2=metrics["best_val_rel_l2"], test_rel_l2=metrics["best_test_rel_l2"],
+                       epochs_run=metrics["epoch"], stopped_early=True)
+    metrics["trial_seconds"] = metrics.get("time_total_s", math.nan)
+    return metrics
 
 
 def progress_callback(name: str, total: int):
