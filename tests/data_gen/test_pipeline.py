@@ -1,5 +1,7 @@
 """generate_dataset on a shared local Ray: invariance to workers and shard size, reuse, resume."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -58,11 +60,7 @@ def test_a_different_dataset_in_the_directory_is_refused(one_worker):
 def test_resume_keeps_good_shards_and_rewrites_the_rest(one_worker, tmp_path):
     directory, manifest = one_worker
     work = tmp_path / "work"
-    for path in directory.rglob("*"):
-        if path.is_file():
-            target = work / path.relative_to(directory)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
+    shutil.copytree(directory, work)
     (work / "manifest.json").unlink()  # as if killed before the manifest
     (work / "train/part-00001.parquet").unlink()
     (work / "train/part-00002.parquet").write_bytes(b"torn")  # cannot be a finished shard: must be redone
@@ -82,11 +80,7 @@ def test_the_sweep_door_repairs_a_damaged_cached_dataset_shard_by_shard(one_work
 
     directory, manifest = one_worker
     work = tmp_path / "cached"
-    for path in directory.rglob("*"):
-        if path.is_file():
-            target = work / path.relative_to(directory)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
+    shutil.copytree(directory, work)
     manifest_bytes = (work / "manifest.json").read_bytes()
     damaged = work / "train/part-00001.parquet"
     data = bytearray(damaged.read_bytes())
