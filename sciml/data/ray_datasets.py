@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -11,6 +12,12 @@ import numpy as np
 from sciml.core.checks import check_choice, check_number
 from sciml.core.layout import SPLITS
 from sciml.data.manifest import load_manifest, split_files
+
+# Selections whose shards hold at most this many bytes are read by the driver and handed to
+# Ray as tables: Ray Data's read-then-materialize costs seconds of scheduling per dataset
+# (5-10 s on a busy 2-core machine) even for a few kilobytes, and a sweep builds one per
+# split and N. Larger selections keep Ray Data's parallel reads (and the driver's memory).
+DRIVER_READ_LIMIT_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -70,3 +77,33 @@ def read_selection(sources: Sequence[DataSource], split: str, total: int | None 
     if not datasets:
         raise ValueError(f"{split}: the selection holds no examples")
     return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
+
+
+def materialized_selection(sources: Sequence[DataSource], split: str, total: int | None = None):
+    """The rows of ``read_selection``, materialised in the object store.
+
+    Small selections are read here with pyarrow (one block per shard, the blocks a Parquet
+    read makes); large ones through Ray Data. Rows and columns are the same either way.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import ray.data
+
+    counts = split_counts(sources, split, total)
+    files = [split_files(s.path, split, limit=c) if c else [] for s, c in zip(sources, counts)]
+    if sum(os.path.getsize(f) for group in files for f in group) > DRIVER_READ_LIMIT_BYTES:
+        return read_selection(sources, split, total).materialize()
+    tables = []
+    for origin, (source, count, group) in enumerate(zip(sources, counts, files)):
+        for file in group:
+            table = pq.read_table(file)
+            if count < split_total(source.path, split):
+                table = table.filter(pc.less(table["index"], count))
+            if len(sources) > 1:
+                table = table.append_column("origin", pa.array(np.full(table.num_rows, origin, np.int64)))
+            if table.num_rows:
+                tables.append(table)
+    if not tables:
+        raise ValueError(f"{split}: the selection holds no examples")
+    return ray.data.from_arrow(tables)

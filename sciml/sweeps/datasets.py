@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sciml.core.files import cache_key
-from sciml.data.ray_datasets import DataSource, read_selection
+from sciml.data.ray_datasets import DataSource, materialized_selection, read_selection
 from sciml.physics import SystemSpec
 from sciml.sweeps.questions import Pretraining, Question
 from sciml.sweeps.settings import SweepSettings
@@ -102,6 +102,6 @@ class TrialDatasets:
     def get(self, sources: tuple[DataSource, ...], split: str, limit: int | None = None):
         key = (tuple((s.path, s.share) for s in sources), split, limit)
         if key not in self._cache:
-            dataset = read_selection(sources, split, limit)
-            self._cache[key] = dataset.materialize() if self._materialize else dataset
+            self._cache[key] = (materialized_selection(sources, split, limit) if self._materialize
+                                else read_selection(sources, split, limit))
         return self._cache[key]

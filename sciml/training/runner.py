@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from sciml.core.files import atomic_path
 from sciml.data.manifest import load_manifest
-from sciml.data.ray_datasets import DataSource, read_selection
+from sciml.data.ray_datasets import DataSource, materialized_selection
 from sciml.training.checkpoint import MODEL_FILE
 from sciml.training.config import LoopConfig, ResourceConfig, TrackingTarget, TrainConfig
 from sciml.training.loop import train_loop_per_worker
@@ -40,10 +40,11 @@ class DataSelection:
         return {"train": [entry(s) for s in self.train], "eval": [entry(s) for s in self.eval_sources]}
 
     def ray_datasets(self, cfg: TrainConfig) -> dict[str, Any]:
-        datasets = {"val": read_selection(self.eval_sources, "val"),
-                    "test": read_selection(self.eval_sources, "test")}
+        """Materialised before the workers start (see `build_trainer`)."""
+        datasets = {"val": materialized_selection(self.eval_sources, "val"),
+                    "test": materialized_selection(self.eval_sources, "test")}
         if cfg.trains:
-            datasets["train"] = read_selection(self.train, "train", cfg.n_train)
+            datasets["train"] = materialized_selection(self.train, "train", cfg.n_train)
         return datasets
 
 
