@@ -12,6 +12,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ[LOOPBACK_ONLY_ENV] = "0"
+# Ray Train's controller polls its workers every 2 s, and a worker's report waits for the
+# poll (a queue of one): every DDP epoch took >= 2 s and a run's end 2-6 s more. Polled
+# 10x as often the tests' DDP runs do the same work; every Ray the tests start (the
+# session's, `ray start` nodes, a sweep's embedded one) inherits this environment.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,8 @@ def test_killed_worker_resumes_and_finishes_the_same_epochs(small_datasets, tmp_
     thread = threading.Thread(target=train)
     thread.start()
     # The controller records a checkpoint in this snapshot once it has registered it;
-    # a report it has not polled yet (every 2 s) dies with the worker.
+    # a report it has not polled yet (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, tests/conftest.py)
+    # dies with the worker.
     snapshot = tmp_path / "out" / "ray_train" / "killme" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 240
     killed = None
