@@ -1,6 +1,7 @@
 """Shared fixtures: one local Ray on loopback for the whole session, small datasets."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -48,9 +49,33 @@ def small_datasets(ray_address, tmp_path_factory):
             "adv": _dataset(root, "SYS-2(0.2,1)", 64, seed=3)}
 
 
+@pytest.fixture(scope="session")
+def new_mlflow_store(tmp_path_factory):
+    """`new_mlflow_store(directory)`: the URI of a new, empty sqlite MLflow store in `directory`.
+
+    A copy of one made once per session: creating a store runs MLflow's schema migrations
+    (about 130 alembic scripts, 2-6 s on a 2-core machine) each time.
+    """
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()  # creates the tables
+
+    def new_store(directory, name="mlruns.db") -> str:
+        path = Path(directory) / name
+        assert not path.exists(), f"{path} exists already"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return new_store
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
+def mlflow_uri(new_mlflow_store, tmp_path, monkeypatch):
     """A private sqlite MLflow store per test."""
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = new_mlflow_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

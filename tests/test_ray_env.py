@@ -96,8 +96,8 @@ def _loopback(ip: str) -> bool:
 
 
 @pytest.mark.timeout(900)
-def test_embedded_sweep_listens_on_loopback_only(tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns.db"}
+def test_embedded_sweep_listens_on_loopback_only(new_mlflow_store, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": new_mlflow_store(tmp_path)}
     for name in ("RAY_ADDRESS", LOOPBACK_ONLY_ENV):  # its own embedded Ray, set up by the product code alone
         env.pop(name, None)
     command = [sys.executable, str(ROOT / "sweeps" / "q1_data_scaling.py"), "--profile", "smoke",

@@ -8,8 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, ray_address: str | None = None) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if ray_address:  # the session's Ray: an embedded one costs its start (10-30 s on 2 cores)
+        env["RAY_ADDRESS"] = ray_address
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -31,8 +33,8 @@ def test_train_step_benchmark_times_our_model():
     assert row.split()[4] == "67,329" and float(row.split()[5]) > 0
 
 
-def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(tmp_path):
-    out = _run("benchmarks/sweep_efficiency.py", "--quick", "--out", str(tmp_path))
+def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(ray_address, tmp_path):
+    out = _run("benchmarks/sweep_efficiency.py", "--quick", "--out", str(tmp_path), ray_address=ray_address)
     for label in ("grid/fifo", "optuna/asha"):
         row = next(line for line in out.splitlines() if line.startswith(label))
         assert int(row.split()[1]) > 0 and int(row.split()[2].replace(",", "")) > 0

@@ -48,9 +48,9 @@ def _terminated_in_tune_state(storage: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def resumed_sweep(ray_address, tmp_path_factory):
+def resumed_sweep(ray_address, new_mlflow_store, tmp_path_factory):
     work = tmp_path_factory.mktemp("q1")
-    uri = f"sqlite:///{work}/mlruns.db"
+    uri = new_mlflow_store(work)
     env = {**os.environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": uri}
     command = [sys.executable, str(ROOT / "sweeps" / "q1_data_scaling.py"), "--profile", "smoke",
                "--systems", "poisson", "--lrs", "1e-3 3e-3", "--out", str(work / "out"),

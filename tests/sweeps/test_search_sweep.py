@@ -18,9 +18,9 @@ NEW_COLUMNS = ["best_epoch", "epochs", "epochs_run", "steps", "train_seconds", "
 
 
 @pytest.fixture(scope="module")
-def work(ray_address, tmp_path_factory):
+def work(ray_address, new_mlflow_store, tmp_path_factory):
     work = tmp_path_factory.mktemp("search")
-    return work, {**os.environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlruns.db"}
+    return work, {**os.environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": new_mlflow_store(work)}
 
 
 def _sweep(work, env, out, *flags):

@@ -36,8 +36,8 @@ def _registered_checkpoint(snapshot) -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_killed_worker_resumes_and_finishes_the_same_epochs(small_datasets, tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+def test_killed_worker_resumes_and_finishes_the_same_epochs(small_datasets, new_mlflow_store, tmp_path):
+    uri = new_mlflow_store(tmp_path)
     cfg = TrainConfig(recipe="scratch", model=ModelConfig(preset=None, width=12, modes=4), epochs=EPOCHS,
                       lr=3e-3, batch_size=16, n_train=256, seed=5)
     outcome = {}

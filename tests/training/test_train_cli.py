@@ -52,8 +52,8 @@ def test_more_workers_than_the_embedded_ray_has_exits_2_before_any_work(small_da
     assert not (tmp_path / "out").exists() and not (tmp_path / "mlruns.db").exists()
 
 
-def test_pretrain_then_evaluate_from_the_command_line(small_datasets, ray_address, tmp_path):
-    env = {**__import__("os").environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+def test_pretrain_then_evaluate_from_the_command_line(small_datasets, ray_address, new_mlflow_store, tmp_path):
+    env = {**__import__("os").environ, "RAY_ADDRESS": ray_address, "MLFLOW_TRACKING_URI": new_mlflow_store(tmp_path, "m.db")}
     pre = _cli("pretrain", "--data", small_datasets["pre"], small_datasets["adv"], "--width", "8", "--modes", "4",
                "--epochs", "2", "--batch-size", "32", "--out", str(tmp_path / "pre"), cwd=tmp_path, env=env)
     assert pre.returncode == 0, pre.stderr[-2000:]

@@ -21,9 +21,9 @@ def _run(cfg, data_dir, out, resources=ResourceConfig(), name="run", uri=None, t
 
 
 @pytest.fixture(scope="module")
-def pretrained(small_datasets, tmp_path_factory):
+def pretrained(small_datasets, new_mlflow_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrained")
-    uri = f"sqlite:///{out}/mlruns.db"
+    uri = new_mlflow_store(out)
     cfg = TrainConfig(recipe="pretrain", model=MODEL, epochs=12, lr=3e-3, batch_size=16, seed=0)
     outcome = _run(cfg, small_datasets["pre"], out, name="pre", uri=uri)
     return outcome, uri
@@ -84,9 +84,9 @@ def test_min_steps_stretch_small_downstream_runs(pretrained, small_datasets, tmp
 
 
 @pytest.mark.timeout(600)
-def test_two_workers_follow_the_same_loss_curve_as_one(small_datasets, tmp_path):
+def test_two_workers_follow_the_same_loss_curve_as_one(small_datasets, new_mlflow_store, tmp_path):
     cfg = TrainConfig(recipe="scratch", model=MODEL, epochs=4, lr=3e-3, batch_size=16, n_train=128, seed=3)
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = new_mlflow_store(tmp_path)
     curves = {}
     for workers in (1, 2):
         outcome = _run(cfg, small_datasets["pre"], tmp_path / f"w{workers}", ResourceConfig(workers=workers),
