@@ -243,6 +243,10 @@ class Trainer:
     def release(self) -> None:
         """Free the DDP wrapper now: Ray Train destroys the process group after the loop returns,
         and a DDP module freed after that can hang (its gloo thread waits for the GIL)."""
+        if self.net is self.model:
+            # No wrapper (one process): nothing to free, and a full collection of a process
+            # holding Ray, MLflow and torch takes 1-3 s per run (every trial of a sweep).
+            return
         self.net = self.model
         gc.collect()  # DDP sits in a reference cycle: dropping the last reference alone does not free it
 

@@ -210,6 +210,15 @@ def test_release_frees_the_ddp_wrapper_while_the_process_group_lives(data, tmp_p
         dist.destroy_process_group()
 
 
+def test_release_without_a_ddp_wrapper_skips_the_full_collection(data, tmp_path, monkeypatch):
+    collections = []
+    trainer = _trainer(FakeSession(str(tmp_path)), data)
+    assert trainer.net is trainer.model  # one process: no wrapper
+    monkeypatch.setattr(loop_module.gc, "collect", lambda *args: collections.append(args) or 0)
+    trainer.release()
+    assert collections == [] and trainer.net is trainer.model
+
+
 def test_the_worker_entry_point_releases_even_when_the_run_fails(monkeypatch, data, tmp_path):
     released = []
 
