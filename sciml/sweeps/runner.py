@@ -216,10 +216,11 @@ class SweepRunner:
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
             schedule = {}
-            if scheduler == "asha":
+            if scheduler != "fifo":
                 from sciml.sweeps.search import cell_asha
 
-                schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor)
+                schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor,
+                                                  demote=scheduler == "halving")
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
