@@ -125,11 +125,13 @@ def main(argv=None) -> int:
     print(f"\nReduced laptop Q1: N {list(grid_settings.n_values)}, {grid_settings.seeds} seed(s), "
           f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: optuna K="
           f"{opt_settings.trials_per_cell}, {opt_settings.scheduler} grace {opt_settings.grace_period} rf {opt_settings.reduction_factor:g}")
-    print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} {'stopped':>8}")
+    # in-training: training seconds / trial-seconds; of-slots: / (downstream wall x concurrent trials).
+    print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} "
+          f"{'of-slots':>8} {'stopped':>8}")
     for label, outcome in outcomes.items():
         b = outcome.budget
         print(f"{label:<12} {b.trials:>7} {b.steps:>9,} {b.trial_seconds:>9.0f} {walls[label]:>8.0f} "
-              f"{100 * b.training_share:>10.0f}% {b.stopped_early:>8}")
+              f"{100 * b.training_share:>10.0f}% {100 * b.stage_training_share:>7.0f}% {b.stopped_early:>8}")
     print(f"ratio steps (opt-in / grid): {opt.budget.steps / max(grid.budget.steps, 1):.2f}   target <= 0.40")
     print(f"ratio trial-seconds: {opt.budget.trial_seconds / max(grid.budget.trial_seconds, 1e-9):.2f}")
     print(f"ratio wall time: {walls['opt-in'] / walls['grid/fifo']:.2f}   target <= 0.60")
