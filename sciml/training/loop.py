@@ -331,10 +331,14 @@ class Trainer:
         self._evaluations += 1
         last = epoch == self.schedule.epochs
         resumable = self.checkpoint_every is not None and (self._evaluations % self.checkpoint_every == 0 or last)
-        self._report({**record, **self._progress_metrics(epoch)}, epoch,
-                     {STATE_FILE: lambda: self.training_state(epoch)} if resumable else {})
         if self.logger:
             self.logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
+            if resumable:
+                # A restarted worker resumes after this checkpoint and logs only later epochs:
+                # the batched metrics up to it must be in the store before it exists.
+                self.logger.flush()
+        self._report({**record, **self._progress_metrics(epoch)}, epoch,
+                     {STATE_FILE: lambda: self.training_state(epoch)} if resumable else {})
         if self.progress:
             self.progress.update(epoch - self.progress.n)
             self.progress.set_postfix(train_loss=f"{train_loss:.3g}", val=f"{val_error:.3g}")

@@ -210,6 +210,32 @@ def test_release_frees_the_ddp_wrapper_while_the_process_group_lives(data, tmp_p
         dist.destroy_process_group()
 
 
+def test_metrics_up_to_a_resumable_checkpoint_are_flushed_before_it_is_reported(data, tmp_path):
+    events = []
+
+    class Logger:
+        def log_metrics(self, metrics, step):
+            events.append(("log", step))
+
+        def flush(self):
+            events.append(("flush", None))
+
+    class Session(FakeSession):
+        def report(self, metrics, checkpoint_path=None):
+            events.append(("checkpoint" if checkpoint_path else "report", metrics["epoch"]))
+            super().report(metrics, checkpoint_path)
+
+    cfg = TrainConfig(recipe="scratch", model=MODEL, epochs=4, lr=1e-2, batch_size=8, seed=11)
+    trainer = Trainer(LoopConfig(train=cfg, checkpoint_every=2), Session(str(tmp_path), distributed=True), data, CPU,
+                      Logger())
+    trainer.run()
+    resumable = [epoch for kind, epoch in events if kind == "checkpoint"]
+    assert resumable[:2] == [2, 4]
+    for epoch in resumable:
+        at = events.index(("checkpoint", epoch))
+        assert events[at - 2:at] == [("log", epoch), ("flush", None)], events
+
+
 def test_release_without_a_ddp_wrapper_skips_the_full_collection(data, tmp_path, monkeypatch):
     collections = []
     trainer = _trainer(FakeSession(str(tmp_path)), data)
