@@ -39,7 +39,7 @@ from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
                                  tune_resources)
 from sciml.sweeps.tune_state import repair as repair_tune_state
-from sciml.sweeps.tune_state import state_backup_callback
+from sciml.sweeps.tune_state import STATE_SAVE_PERIOD_S, fifo_saving_on_completion, state_backup_callback
 
 STATE_FILE = "sweep_state.json"
 BUDGET_FILE = "budget.json"
@@ -205,9 +205,10 @@ class SweepRunner:
         from ray import tune
 
         s = self.settings
-        # Save Tune's experiment state at every step (default: every >= 10 s), so that a
-        # resumed sweep knows about every trial that finished before an interruption.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        # Tune saves its experiment state when a trial completes or is stopped (the schedulers
+        # below force it), so that a resumed sweep knows about every trial that finished before
+        # an interruption; other results (per-epoch reports) wait for the period.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SAVE_PERIOD_S)
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), tune_resources(s))
         path = os.path.join(context.storage_path, name)
         concurrency = default_concurrency(s, cluster)
@@ -218,7 +219,7 @@ class SweepRunner:
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
-            schedule = {}
+            schedule = {"scheduler": fifo_saving_on_completion()}
             if scheduler != "fifo":
                 from sciml.sweeps.search import cell_asha
 
@@ -227,7 +228,9 @@ class SweepRunner:
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
+                # A trial a scheduler stops mid-run leaves its training thread running in its actor, and
+                # reusing that actor fails ("reset_config() ... must return True"): fresh actors then.
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=scheduler == "fifo",
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key,
                                             **schedule),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
