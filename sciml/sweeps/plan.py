@@ -272,6 +272,8 @@ def _packed_seconds(rates, s: SweepSettings, preset: str, alone: float, steps: i
 
 def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_trials, finished, exact, trials,
                gpus, cpus) -> dict[str, Any]:
+    from sciml.sweeps.datasets import materialize_limit, streams
+
     world = max(s.workers_per_trial, 1)
     use_gpu = any(s.gpus_for(p) > 0 for p in s.presets)
     stages = ("pretraining", "downstream", "zero-shot")
@@ -334,6 +336,8 @@ def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_tri
         "question": question.key, "profile": s.profile, "resolution": s.resolution,
         "datasets": datasets,
         "dataset_bytes_to_generate": sum(sum(d["bytes"].values()) for d in generated),
+        # The data path the runner will take (sciml/sweeps/datasets.py, SCIML_MATERIALIZE_LIMIT_BYTES).
+        "datasets_streamed": streams(s), "materialize_limit_bytes": materialize_limit(),
         "trials_enumerated": enumerated, "trials_to_run": to_run,
         "trials_finished_excluded": len(finished), "pretrained_cached": sorted(f"{a} {b}" for a, b in cached_models),
         "exact": exact,
@@ -378,6 +382,9 @@ def format_plan(plan: dict[str, Any]) -> str:
                      + (" (cached: reused)" if d["cached"] else ""))
     lines.append(f"  to generate: {_size(p['dataset_bytes_to_generate'])}, "
                  f"{_hours(p['cpu_hours']['data_generation_core_hours'])} of CPU cores")
+    lines.append(f"  trials {'stream' if p['datasets_streamed'] else 'get'} their data "
+                 + ("through Ray Data" if p["datasets_streamed"] else "materialised up front")
+                 + f" (SCIML_MATERIALIZE_LIMIT_BYTES {_size(p['materialize_limit_bytes'])})")
     lines.append("Trials (to run / in the grid):")
     for st in ("pretraining", "downstream", "zero-shot"):
         lines.append(f"  {st}: {p['trials_to_run'][st]} / {p['trials_enumerated'][st]}")

@@ -28,7 +28,8 @@ import pandas as pd
 from sciml.core.files import cache_key, copy_file, write_json
 from sciml.core.tables import RANDOM_INIT
 from sciml.data.manifest import load_manifest
-from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, slug
+from sciml.sweeps.datasets import (SweepData, TrialDatasets, largest_split_bytes, materialize_limit, prepare_datasets,
+                                   slug)
 from sciml.sweeps.questions import Question
 from sciml.sweeps.budget import Budget
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
@@ -41,7 +42,6 @@ from sciml.sweeps.tune_state import state_backup_callback
 
 STATE_FILE = "sweep_state.json"
 BUDGET_FILE = "budget.json"
-MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,13 @@ class SweepRunner:
             trials_dir=os.path.join(self.out, "trials", name), storage_path=self._storage(),
             tracking_uri=self.tracker.uri if self.tracker else None, experiment=self._experiment(),
             parent_run_id=self.parent_run_id)
-        fields_bytes = 2 * 4 * s.resolution**2
-        biggest = max(s.n_pretrain * 3, s.n_downstream, s.n_val, s.n_test)
-        registry = TrialDatasets(materialize=biggest * fields_bytes < MATERIALIZE_LIMIT_BYTES)
+        biggest, limit = largest_split_bytes(s), materialize_limit()
+        registry = TrialDatasets(materialize=biggest < limit)
+        # The rehearsal and tests/sweeps/test_large_datasets.py look for this line.
+        _log(f"{name}: " + (f"datasets materialised up front (largest split {biggest:,} B < limit {limit:,} B)"
+                            if biggest < limit else
+                            f"datasets streamed through Ray Data (largest split {biggest:,} B >= limit {limit:,} B, "
+                            "SCIML_MATERIALIZE_LIMIT_BYTES): each trial reads its own selection"))
         for trial in trials:
             for key in context.dataset_keys(trial).values():
                 label, split, limit = key
