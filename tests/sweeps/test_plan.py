@@ -143,3 +143,21 @@ def test_step_rate_table_says_where_each_rate_comes_from():
     counted = plan_module.count_model_cost("64K", 16)
     assert (stored.n_params, stored.train_flops, stored.activation_bytes) == \
         (counted.n_params, counted.train_flops, counted.activation_bytes)
+
+
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4"])
+def test_rehearsal_profile_keeps_the_paper_shapes_and_plans(empty_cwd, capsys, question):
+    paper, rehearsal = profile_settings(question, "paper"), profile_settings(question, "rehearsal")
+    assert rehearsal.resolution == paper.resolution == 128 and rehearsal.batch_size == paper.batch_size
+    assert rehearsal.loss == paper.loss and rehearsal.epochs == rehearsal.pretrain_epochs == 1
+    # The N grid keeps its lower end and reaches the whole downstream split, as the paper's does.
+    assert min(rehearsal.n_values) == min(paper.n_values) == 8
+    assert max(rehearsal.n_values) == rehearsal.n_downstream and max(paper.n_values) == paper.n_downstream
+    assert set(rehearsal.n_values) < set(paper.n_values) and len(rehearsal.lrs) <= 2
+    assert set(rehearsal.presets) <= {"64K", "1M"}  # the smaller presets
+    assert all(rehearsal.gpus_for(p) == 0 for p in rehearsal.presets)  # CPU only
+    assert main(question, ["--profile", "rehearsal", "--plan-json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["gpu_hours"] is None and plan["resolution"] == 128
+    assert all(plan["trials_to_run"][stage] > 0 for stage in ("pretraining", "downstream", "zero-shot"))
+    assert not os.listdir(empty_cwd)
