@@ -246,9 +246,23 @@ class SweepRunner:
                 metrics.update(search=s.search, scheduler=scheduler)
                 finished.append((spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key)))
         self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early")])
+        self._close_orphans(name)  # after the stopped ones are closed as such
         for key, error in failed:
             _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")
         return finished, failed
+
+    def _close_orphans(self, name: str) -> None:
+        """After a Tune run no trial of this sweep runs, so a child run still RUNNING lost its process
+        (a node stopped or died under it, a kill): KILLED and tagged, not left half-written. Its trial,
+        retried by Tune, logged a run of its own."""
+        if not (self.tracker and self.parent_run_id):
+            return
+        orphans = self.tracker.running_children(self.parent_run_id)
+        for run_id in orphans:
+            self.tracker.set_tags(run_id, {"orphaned": "its process ended without closing the run (node lost?)"})
+            self.tracker.end_run(run_id, status="KILLED")
+        if orphans:
+            _log(f"{name}: {len(orphans)} MLflow runs whose process was lost marked KILLED")
 
     def _tag_stopped(self, stopped: list[dict]) -> None:
         """A stopped trial's process ends mid-run: its MLflow run says so here (tag, KILLED)."""
