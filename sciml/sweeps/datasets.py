@@ -79,15 +79,19 @@ class DatasetRequest:
     directory: str
 
 
-def dataset_requests(question: Question, settings: SweepSettings) -> list[DatasetRequest]:
+def dataset_requests(question: Question, settings: SweepSettings,
+                     skip: frozenset[str] = frozenset()) -> list[DatasetRequest]:
     """Every pre-training and downstream dataset of a sweep, without generating anything.
 
     Pure (no Ray, no files): the runner generates these and the cost plan counts them, so
-    the two cannot name different directories.
+    the two cannot name different directories. `skip`: pre-training labels no trial trains
+    on (registered models replace them at every preset, --pretrained).
     """
     wanted: dict[str, tuple[SystemSpec, int]] = {}
     for task in question.tasks:
         for pretraining in task.pretrainings:
+            if pretraining.label in skip:
+                continue
             for spec in pretraining.specs:
                 wanted[spec.name] = (spec, settings.n_pretrain)
     for task in question.tasks:
@@ -103,7 +107,7 @@ def dataset_requests(question: Question, settings: SweepSettings) -> list[Datase
     return requests
 
 
-def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
+def prepare_datasets(question: Question, settings: SweepSettings, skip: frozenset[str] = frozenset()) -> SweepData:
     """Generate (or reuse, by content) every pre-training and downstream dataset.
 
     The sweep owns its cache, so a cached dataset is verified against its manifest each time
@@ -114,7 +118,7 @@ def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
     from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
 
     data = SweepData()
-    for r in dataset_requests(question, settings):
+    for r in dataset_requests(question, settings, skip):
         ensure_dataset(r.spec, r.directory, n_train=r.n_train, n_val=settings.n_val, n_test=settings.n_test,
                        resolution=settings.resolution, seed=r.seed, shard_size=settings.shard_size)
         data.directories[r.name] = r.directory

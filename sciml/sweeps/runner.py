@@ -125,9 +125,13 @@ class SweepRunner:
         os.makedirs(self.out, exist_ok=True)
         self._start_tracking()
         try:
-            data = prepare_datasets(self.question, self.settings)
+            from sciml.sweeps.pretrained import replaced_labels
+
+            given = self._registered_models()
+            # Data only a registered model's pre-training would read is not generated (nor planned).
+            data = prepare_datasets(self.question, self.settings, replaced_labels(self.question, self.settings, given))
             _log("datasets: " + ", ".join(f"{k} -> {v}" for k, v in data.directories.items()))
-            checkpoints = self._pretrain(data, cluster)
+            checkpoints = self._pretrain(data, cluster, given)
             results = self._downstream(data, checkpoints, cluster)
             outcome = self._finish(results)
         except BaseException:
@@ -165,7 +169,8 @@ class SweepRunner:
         for task in self.question.tasks:
             sources[task.name] = (data.source(task.downstream),)
             for p in task.pretrainings:
-                sources[p.label] = data.pretraining_sources(p)
+                if all(spec.name in data.directories for spec in p.specs):  # else replaced (--pretrained)
+                    sources[p.label] = data.pretraining_sources(p)
         context = TrialContext(
             question=self.question.key, settings=s, sources=sources, datasets={},
             trials_dir=os.path.join(self.out, "trials", name), storage_path=self._storage(),
@@ -274,9 +279,9 @@ class SweepRunner:
                 self.tracker.set_tags(run_id, {"stopped_early": True})
                 self.tracker.end_run(run_id, status="KILLED")
 
-    def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
+    def _pretrain(self, data: SweepData, cluster: dict, given: dict | None = None) -> dict[tuple[str, str], str]:
         s = self.settings
-        given = self._registered_models()
+        given = self._registered_models() if given is None else given
         trials = [t for t in self.pretraining_trials() if (t.pretrain, t.preset) not in given]
         checkpoints: dict[tuple[str, str], str] = {cell: model.path for cell, model in given.items()}
         missing: list[TrialSpec] = []
