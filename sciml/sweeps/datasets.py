@@ -136,7 +136,7 @@ class TrialDatasets:
     iterates blocks already in memory (no per-trial Parquet reads); large ones stay lazy,
     and each trial reads (and materialises) only its own selection. Their tasks ask for no
     CPU: the trials hold the cluster's CPUs while they read, so tasks waiting for one would
-    wait forever (the rehearsal's first run hung exactly so, docs/cluster.md "Rehearsal");
+    wait forever (a smoke sweep with the limit lowered hung exactly so, docs/cluster.md "Large datasets");
     a read briefly shares its trial's cores instead.
     """
 

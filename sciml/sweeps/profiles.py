@@ -1,4 +1,4 @@
-"""Profiles: the numbers of a sweep. The code path is the same for all three.
+"""Profiles: the numbers of a sweep. The code path is the same for all four.
 
 - smoke: seconds, for the test suite.
 - laptop: a real, small reproduction on 2 CPU cores (see docs/results.md for timings).
