@@ -4,13 +4,15 @@ Runs the same downstream cells twice in one process, sharing datasets and the pr
 checkpoint (made once, before either is timed):
 
 1. the paper's protocol: every grid learning rate, every trial to the end (grid, fifo);
-2. the opt-in combination: `--trials-per-cell` Optuna proposals per cell, ASHA per cell.
+2. the opt-in combination: `--trials-per-cell` Optuna proposals per cell, stopped early per
+   cell by `--scheduler` (halving: ASHA with demotion; asha: plain ASHA).
 
 Prints, opt-in / grid: training steps, trial-seconds and wall seconds of each downstream
 run, and the share of cells whose opt-in test error is within 10% of the grid's median or
 inside the grid's seed quartiles (issue 10's targets: >= 90% of cells, <= 40% of the
 steps, <= 60% of the wall time). Grid edges are not extended in either run (the comparison
-is of the search, on the same grid range).
+is of the search, on the same grid range). "Reduced": the laptop Q1 profile (SYS-1, d16m8,
+32^2, its learning-rate grids and epochs) on fewer N and without scratch's extra N.
 
 Examples::
 
@@ -42,6 +44,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, help="downstream epochs (laptop: 30)")
     p.add_argument("--trials-per-cell", type=int, default=2)
+    p.add_argument("--scheduler", choices=("asha", "halving"), default="halving")
     p.add_argument("--grace-period", type=int, default=2)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--out", help="working directory (default: a temporary one)")
@@ -64,30 +67,35 @@ def settings_pair(args, out: str):
             systems=("poisson",))
     else:
         base = profile_settings("q1", "laptop").with_overrides(
-            n_values=tuple(args.n_values), epochs=args.epochs, seeds=args.seeds)
+            n_values=tuple(args.n_values), scratch_extra_n=(), epochs=args.epochs, seeds=args.seeds)
     base = base.with_overrides(extend_edges=0, cache=os.path.join(out, "cache"))
     grid = base.with_overrides(out=os.path.join(out, "grid"), search="grid", scheduler="fifo")
-    opt = base.with_overrides(out=os.path.join(out, "optuna-asha"), search="optuna", scheduler="asha",
+    opt = base.with_overrides(out=os.path.join(out, f"optuna-{args.scheduler}"), search="optuna", scheduler=args.scheduler,
                               trials_per_cell=args.trials_per_cell, grace_period=args.grace_period,
                               reduction_factor=args.reduction_factor)
     return grid, opt
 
 
-def agreement(grid_best, opt_best) -> tuple[int, int]:
-    """(cells where the opt-in test error is within 10% of the grid's median or inside its quartiles, cells)."""
+def agreement(grid_best, opt_best):
+    """Per trained cell: the grid's median and quartiles over seeds, the opt-in median, and whether it agrees
+    (within 10% of the grid's median or inside its seed quartiles)."""
+    import pandas as pd
+
     from sciml.sweeps.results import cell_summary
 
     grid = cell_summary(grid_best).set_index(CELL_KEYS)
     opt = cell_summary(opt_best).set_index(CELL_KEYS)
     recipe = CELL_KEYS.index("recipe")
-    trained = [k for k in grid.index if k in opt.index and k[recipe] != "zeroshot"]
-    good = 0
-    for key in trained:
-        g, o = grid.loc[key], opt.loc[key]
-        error = float(o["test_rel_l2"])
-        if abs(error - g["test_rel_l2"]) <= 0.1 * g["test_rel_l2"] or g["test_q25"] <= error <= g["test_q75"]:
-            good += 1
-    return good, len(trained)
+    rows = []
+    for key in grid.index:
+        if key not in opt.index or key[recipe] == "zeroshot":
+            continue
+        g, error = grid.loc[key], float(opt.loc[key]["test_rel_l2"])
+        ok = abs(error - g["test_rel_l2"]) <= 0.1 * g["test_rel_l2"] or g["test_q25"] <= error <= g["test_q75"]
+        rows.append({"recipe": key[recipe], "n_train": key[CELL_KEYS.index("n_train")],
+                     "grid": g["test_rel_l2"], "grid_q25": g["test_q25"], "grid_q75": g["test_q75"],
+                     "opt_in": error, "agrees": bool(ok)})
+    return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
@@ -105,26 +113,32 @@ def main(argv=None) -> int:
     warm = SweepRunner(question, grid_settings, tracking=False)
     warm._pretrain(prepare_datasets(question, grid_settings), cluster)
     outcomes, walls = {}, {}
-    for label, settings in (("grid/fifo", grid_settings), ("optuna/asha", opt_settings)):
+    for label, settings in (("grid/fifo", grid_settings), ("opt-in", opt_settings)):
         started = time.perf_counter()
         outcomes[label] = SweepRunner(question, settings, tracking=False).run()
         walls[label] = time.perf_counter() - started
-    grid, opt = outcomes["grid/fifo"], outcomes["optuna/asha"]
-    good, cells = agreement(grid.results, opt.results)
+    grid, opt = outcomes["grid/fifo"], outcomes["opt-in"]
+    cells_table = agreement(grid.results, opt.results)
+    good, cells = int(cells_table["agrees"].sum()) if len(cells_table) else 0, len(cells_table)
+    print("\n" + cells_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    cells_table.to_csv(os.path.join(out, "cells.csv"), index=False)
     print(f"\nReduced laptop Q1: N {list(grid_settings.n_values)}, {grid_settings.seeds} seed(s), "
           f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: optuna K="
-          f"{opt_settings.trials_per_cell}, asha grace {opt_settings.grace_period} rf {opt_settings.reduction_factor:g}")
-    print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} {'stopped':>8}")
+          f"{opt_settings.trials_per_cell}, {opt_settings.scheduler} grace {opt_settings.grace_period} rf {opt_settings.reduction_factor:g}")
+    # in-training: training seconds / trial-seconds; of-slots: / (downstream wall x concurrent trials).
+    print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} "
+          f"{'of-slots':>8} {'stopped':>8}")
     for label, outcome in outcomes.items():
         b = outcome.budget
         print(f"{label:<12} {b.trials:>7} {b.steps:>9,} {b.trial_seconds:>9.0f} {walls[label]:>8.0f} "
-              f"{100 * b.training_share:>10.0f}% {b.stopped_early:>8}")
+              f"{100 * b.training_share:>10.0f}% {100 * b.stage_training_share:>7.0f}% {b.stopped_early:>8}")
     print(f"ratio steps (opt-in / grid): {opt.budget.steps / max(grid.budget.steps, 1):.2f}   target <= 0.40")
     print(f"ratio trial-seconds: {opt.budget.trial_seconds / max(grid.budget.trial_seconds, 1e-9):.2f}")
-    print(f"ratio wall time: {walls['optuna/asha'] / walls['grid/fifo']:.2f}   target <= 0.60")
+    print(f"ratio wall time: {walls['opt-in'] / walls['grid/fifo']:.2f}   target <= 0.60")
     print(f"cells within 10% of the grid or inside its seed quartiles: {good}/{cells} "
           f"({100 * good / max(cells, 1):.0f}%)   target >= 90%")
-    print(f"outputs: {out}")
+    print(f"load average at the end (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"outputs: {out} (cells.csv: the per-cell comparison)")
     return 0
 
 

@@ -38,6 +38,11 @@ class Budget:
     overhead_median: float  # trial seconds - training seconds, per trial
     overhead_total: float
     stopped_early: int
+    # The downstream stage as the cluster saw it: wall seconds and trial slots (max concurrent
+    # trials); 0 when not measured. Slot-seconds not spent in training steps are start-up,
+    # evaluation, logging and scheduling gaps between trials.
+    stage_wall_seconds: float = 0.0
+    slots: int = 0
 
     @classmethod
     def from_trials(cls, rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Sequence[float]]) -> "Budget":
@@ -89,6 +94,12 @@ class Budget:
         """The share of the trials' wall time spent in training steps."""
         return self.train_seconds / self.trial_seconds if self.trial_seconds else math.nan
 
+    @property
+    def stage_training_share(self) -> float:
+        """The share of the downstream stage's slot-seconds (wall x concurrent trials) in training steps."""
+        slot_seconds = self.stage_wall_seconds * self.slots
+        return self.train_seconds / slot_seconds if slot_seconds else math.nan
+
     def summary_lines(self) -> list[str]:
         return [
             f"- This sweep: {self.trials} trials, {self.steps:,} training steps, {self.trial_seconds:,.0f} "
@@ -101,11 +112,13 @@ class Budget:
             f"({self.train_seconds:,.0f} of {self.trial_seconds:,.0f} s).",
             f"- Per-trial overhead (trial seconds minus training seconds): median {self.overhead_median:.1f} s, "
             f"total {self.overhead_total:,.0f} s.",
-        ]
+        ] + ([f"- Downstream stage: {self.stage_wall_seconds:,.0f} s wall with up to {self.slots} trials at a time; "
+              f"training steps filled {_share(self.stage_training_share)} of its slot-seconds."]
+             if self.stage_wall_seconds and self.slots else [])
 
     def to_dict(self) -> dict:
         return {**asdict(self), "steps_ratio": self.steps_ratio, "seconds_ratio": self.seconds_ratio,
-                "training_share": self.training_share}
+                "training_share": self.training_share, "stage_training_share": self.stage_training_share}
 
 
 def _share(value: float) -> str:

@@ -90,7 +90,8 @@ def parser(question: Question) -> argparse.ArgumentParser:
                         "TPE study proposes --trials-per-cell lrs log-uniform in [min, max] of --lrs")
     search.add_argument("--trials-per-cell", type=int, help="optuna: learning rates per cell (default 3)")
     search.add_argument("--scheduler", choices=SCHEDULERS, help="fifo: every trial runs to the end; asha: per "
-                        "cell, ASHA stops unpromising trials on val_rel_l2")
+                        "cell, ASHA stops unpromising trials on val_rel_l2; halving: ASHA, and a trial that "
+                        "later trials of its cell push out of a rung's top 1/factor stops too")
     search.add_argument("--grace-period", type=int, help="asha: validations before a trial may be stopped (2)")
     search.add_argument("--reduction-factor", type=float, help="asha: keep the best 1/factor at each rung (3)")
     search.add_argument("--extend-edges", type=int, help="grid: rounds adding the next lr beyond a cell's best lr "

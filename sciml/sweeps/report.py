@@ -153,10 +153,23 @@ def _tables(best: pd.DataFrame, savings: pd.DataFrame, all_trials: pd.DataFrame)
     return tables, cells, fits, model_fits
 
 
+def _edge_section(edges: pd.DataFrame) -> list[str]:
+    """The cells the grid-edge rounds extended: their answer on the grid alone and with the extension."""
+    moved = edges["change"].dropna()
+    better = int((moved < -1e-12).sum())
+    return ["## Grid edges: the grid alone vs extended", "",
+            f"{len(moved)} cells were extended beyond the grid; the extension changed the answer of {better} "
+            f"(median change of their test error {100 * float(moved.median()) if len(moved) else 0:+.1f}%). "
+            "Savings are the fine-tunes' data savings computed on each scratch curve (`edge_effect.csv`).", "",
+            markdown_table(edges.rename(columns={"n_train": "N"})), ""]
+
+
 def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFrame, savings: pd.DataFrame,
-                  all_trials: pd.DataFrame, out: str, budget=None) -> dict[str, str]:
+                  all_trials: pd.DataFrame, out: str, budget=None, edges: pd.DataFrame | None = None) -> dict[str, str]:
     os.makedirs(out, exist_ok=True)
     tables, cells, fits, model_fits = _tables(best, savings, all_trials)
+    if edges is not None and not edges.empty:
+        tables.append(("edge_effect.csv", edges))
     files = {name: _atomic_frame(frame, os.path.join(out, name)) for name, frame in tables}
     if not best.empty:
         files[question.figure] = plots.FIGURES[question.key](cells, os.path.join(out, question.figure), fits=fits)
@@ -180,6 +193,8 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
                   "Least squares in log space over the cell medians, c >= 0; [2.5%, 97.5%] bootstrap interval of "
                   "alpha over seeds where there are several.", "",
                   markdown_table(_fits_table(fits, "alpha", ["task", "recipe", "preset", "pretrain"])), ""]
+    if edges is not None and not edges.empty:
+        lines += _edge_section(edges)
     if model_fits is not None and not model_fits.empty:
         lines += ["## Model-size fits at fixed N: err(P) = a P^-beta + c", "",
                   "With 4 or more sizes the offset power law; with 3 a plain log-log slope (c = 0).", "",
@@ -187,6 +202,8 @@ def write_outputs(question: Question, settings: SweepSettings, best: pd.DataFram
     lines += ["Full tables: `claims.csv` (the verdicts), `results.csv` / `results.parquet` (best learning rate per "
               "cell and seed), `cells.csv` (per cell over seeds), `all_trials.csv` (every trial), `savings.csv` / "
               "`savings_by_seed.csv` (data savings), `scaling_fits.csv`"
-              + (", `model_scaling_fits.csv`" if model_fits is not None else "") + " (fits).", ""]
+              + (", `model_scaling_fits.csv`" if model_fits is not None else "") + " (fits)"
+              + (", `edge_effect.csv` (grid alone vs extended)" if edges is not None and not edges.empty else "")
+              + ".", ""]
     files["report.md"] = str(write_text(os.path.join(out, "report.md"), "\n".join(lines)))
     return files

@@ -21,7 +21,8 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 
@@ -33,6 +34,7 @@ from sciml.sweeps.datasets import (SweepData, TrialDatasets, largest_split_bytes
 from sciml.sweeps.questions import Question
 from sciml.sweeps.budget import Budget
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
+from sciml.sweeps.edges import edge_effect
 from sciml.sweeps.search import edge_extensions, mark_edges, optuna_lrs, trial_cell
 from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
@@ -69,6 +71,7 @@ class SweepRunner:
         self.tracking = tracking
         self.tracker = None
         self.parent_run_id: str | None = None
+        self.stage_wall, self.slots = 0.0, 0  # the downstream stage's Tune wall time and concurrency
 
     # -- grid ---------------------------------------------------------------------------
     def seeds(self) -> range:
@@ -225,10 +228,11 @@ class SweepRunner:
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
             schedule = {}
-            if scheduler == "asha":
+            if scheduler != "fifo":
                 from sciml.sweeps.search import cell_asha
 
-                schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor)
+                schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor,
+                                                  demote=scheduler == "halving")
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
@@ -368,7 +372,9 @@ class SweepRunner:
         trials = self.downstream_trials(checkpoints)
         name = downstream_experiment(trials)
         context = self._context(data, trials, name)
+        started = time.perf_counter()
         finished, failed = self._tune(name, trials, context, cluster, s.scheduler)
+        self.slots = default_concurrency(s, cluster)
         n_params = {p: ModelConfig.parse(p).n_params for p in s.presets}
         rows = trial_rows(self.question.key, finished, n_params)
         # Grid edges, before anything is computed from the best rows (data savings included).
@@ -384,6 +390,7 @@ class SweepRunner:
             failed += more_failed
             trials = trials + extra
             rows = pd.concat([rows, trial_rows(self.question.key, more, n_params)], ignore_index=True)
+        self.stage_wall = time.perf_counter() - started
         # Each pre-trained zero-shot point was evaluated once; every seed shares it.
         if self.settings.seeds > 1:
             zero = rows[(rows["recipe"] == "zeroshot") & (rows["pretrain"] != RANDOM_INIT)]
@@ -399,8 +406,9 @@ class SweepRunner:
         s = self.settings
         best = mark_edges(best_by_validation(rows, by_seed=s.search == "optuna"), rows, s.recipe_lrs, s.search)
         savings = data_savings(best)
-        budget = Budget.from_trials(rows, s.recipe_lrs)
-        files = write_outputs(self.question, s, best, savings, rows, self.out, budget=budget)
+        budget = replace(Budget.from_trials(rows, s.recipe_lrs), stage_wall_seconds=self.stage_wall, slots=self.slots)
+        edges = edge_effect(rows, s.recipe_lrs) if s.search == "grid" else None
+        files = write_outputs(self.question, s, best, savings, rows, self.out, budget=budget, edges=edges)
         files[BUDGET_FILE] = str(write_json(os.path.join(self.out, BUDGET_FILE), budget.to_dict()))
         if self.tracker and self.parent_run_id:
             self._log_curves(best)

@@ -12,7 +12,15 @@
   seed and the cell).
 - asha: `CellASHA` runs one Tune ASHA (AsyncHyperBandScheduler) per cell inside one Tune
   experiment, so the brackets only ever compare trials of the same cell; time is counted in
-  validations (every run validates about `epochs` times whatever its N).
+  validations (every run validates about `epochs` times whatever its N). A trial is judged
+  only against the trials that reached a rung before it, so a cell's first trial always runs
+  to the end.
+- halving: ASHA's rungs, plus demotion: when a later trial of the cell pushes a trial that
+  already passed a rung out of that rung's top 1/reduction_factor, the passed trial is
+  stopped at its next validation. The cell's trials are then judged against each other
+  whatever their order (successive halving without waiting): with two trials per cell one
+  trains to the end and the other stops at the first rung. Needs a cell's trials to run
+  side by side (they are consecutive in the trial list, so they do up to the concurrency).
 - grid edges: a cell whose best learning rate is the smallest or largest one tried is
   flagged; `edge_extensions` plans the next value beyond that edge on the grid's own log
   spacing (a factor 3 for a one-value grid). Optuna's edges are the search range's bounds:
@@ -141,9 +149,28 @@ def edge_extensions(best: pd.DataFrame, rows: pd.DataFrame, grid_lrs: Sequence[f
     return plan
 
 
-def cell_asha(epochs: int, grace_period: int, reduction_factor: float):
-    """A Tune scheduler: one ASHA per cell on `val_rel_l2` (min), time in validations."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+def _demoted(bracket, trial_id: str) -> set[str]:
+    """Trials `trial_id`'s records push out of the top 1/rf of a rung they had passed."""
+    out = set()
+    for _, recorded in bracket._rungs:
+        if trial_id not in recorded or len(recorded) < 2:
+            continue
+        for other, value in recorded.items():
+            if other == trial_id:
+                continue
+            cutoff = bracket.cutoff({k: v for k, v in recorded.items() if k != other})
+            if cutoff is not None and value < cutoff:  # ASHA records -metric for mode min
+                out.add(other)
+    return out
+
+
+def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: bool = False):
+    """A Tune scheduler: one ASHA per cell on `val_rel_l2` (min), time in validations.
+
+    demote (`--scheduler halving`): a running trial that later trials of its cell push out of
+    a rung's top 1/reduction_factor is stopped at its next result.
+    """
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
     class CellASHA(FIFOScheduler):
         """Routes each trial's results to the ASHA of its cell; trials are started first in, first out."""
@@ -152,6 +179,7 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float):
             super().__init__()
             self.cells: dict[tuple, AsyncHyperBandScheduler] = {}
             self.of_trial: dict[str, tuple] = {}
+            self.demoted: set[str] = set()  # trials to stop at their next result
 
         def set_search_properties(self, metric, mode, **spec) -> bool:
             return True  # the metric and mode are fixed: val_rel_l2, min
@@ -174,14 +202,22 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float):
             scheduler = self._asha(trial)
             if trial.trial_id not in scheduler._trial_info:  # restored after a kill: re-register
                 scheduler.on_trial_add(tune_controller, trial)
-            return scheduler.on_trial_result(tune_controller, trial, result)
+            if trial.trial_id in self.demoted:
+                return TrialScheduler.STOP
+            action = scheduler.on_trial_result(tune_controller, trial, result)
+            if demote and action == TrialScheduler.CONTINUE:
+                bracket = scheduler._trial_info[trial.trial_id]
+                self.demoted |= _demoted(bracket, trial.trial_id) & set(scheduler._trial_info)
+            return action
 
         def on_trial_complete(self, tune_controller, trial, result):
+            self.demoted.discard(trial.trial_id)
             scheduler = self._asha(trial)
             if trial.trial_id in scheduler._trial_info:
                 scheduler.on_trial_complete(tune_controller, trial, result)
 
         def on_trial_remove(self, tune_controller, trial):
+            self.demoted.discard(trial.trial_id)
             scheduler = self._asha(trial)
             scheduler._trial_info.pop(trial.trial_id, None)
 
@@ -189,7 +225,7 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float):
             self.on_trial_remove(tune_controller, trial)
 
         def debug_string(self) -> str:
-            return f"ASHA per cell: {len(self.cells)} cells"
+            return f"{'halving' if demote else 'ASHA'} per cell: {len(self.cells)} cells"
 
     return CellASHA()
 

@@ -10,7 +10,7 @@ from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_
 from sciml.physics import SYSTEMS
 
 SEARCHES = ("grid", "optuna")  # how a cell's learning rates are chosen (sciml/sweeps/search.py)
-SCHEDULERS = ("fifo", "asha")  # whether Tune stops a cell's unpromising trials early
+SCHEDULERS = ("fifo", "asha", "halving")  # whether Tune stops a cell's unpromising trials early
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class SweepSettings:
     # How learning rates are chosen and trials stopped (sciml/sweeps/search.py); grid + fifo is the paper's.
     search: str = "grid"  # grid | optuna
     trials_per_cell: int = 3  # optuna: learning rates proposed per cell
-    scheduler: str = "fifo"  # fifo | asha
+    scheduler: str = "fifo"  # fifo | asha | halving (ASHA plus demotion, sciml/sweeps/search.py)
     grace_period: int = 2  # asha: validations before a trial can be stopped
     reduction_factor: float = 3.0  # asha: keep the best 1/reduction_factor at each rung
     extend_edges: int = 0  # grid: rounds that add the next lr beyond a cell's best-at-the-edge lr
@@ -114,11 +114,11 @@ class SweepSettings:
         check_int("grace_period", self.grace_period, 1)
         check_number("reduction_factor", self.reduction_factor, 1, low_open=True)
         check_int("extend_edges", self.extend_edges, 0)
-        if self.scheduler == "asha" and self.workers_per_trial > 0:
+        if self.scheduler != "fifo" and self.workers_per_trial > 0:
             # Measured with Ray 2.60 (smoke, 2 CPUs): after ASHA stops a DDP trial, the next trials
             # start but never report (TorchTrainer.fit under a stopped Tune trial does not release
             # its workers). Refused until that is solved, rather than a sweep that hangs.
-            raise ValueError("scheduler: asha needs local-mode trials (workers_per_trial 0) for now: "
+            raise ValueError(f"scheduler: {self.scheduler} needs local-mode trials (workers_per_trial 0) for now: "
                              "a stopped DDP trial does not free its Ray Train workers in Ray 2.60")
 
     def gpus_for(self, preset: str) -> float:

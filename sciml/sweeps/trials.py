@@ -227,7 +227,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     # Validations reach Tune only when a scheduler decides on them: every Tune result costs a
     # result write and (TUNE_GLOBAL_CHECKPOINT_S=0, see the runner) an experiment-state save.
-    per_epoch = settings.scheduler == "asha" and not pretraining
+    per_epoch = settings.scheduler != "fifo" and not pretraining
 
     def forward(metrics: dict[str, Any]) -> None:
         if per_epoch and "done" not in metrics:
@@ -238,7 +238,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
                                storage_path=os.path.join(context.storage_path, "train_runs"),
                                datasets=datasets, callbacks=callbacks,
-                               test_on_improvement=settings.scheduler == "asha" and not pretraining)
+                               test_on_improvement=per_epoch)
     if not pretraining:  # only pre-trained models are kept (the sweep caches them)
         shutil.rmtree(directory, ignore_errors=True)
     metrics = {k: outcome.metrics[k] for k in FINAL_METRICS if k in outcome.metrics}

@@ -148,16 +148,30 @@ class Tracker:
 
 
 class RunLogger:
-    """Worker-side metric logging into an existing run (rank 0 of a training run)."""
+    """Worker-side metric logging into an existing run (rank 0 of a training run).
 
-    def __init__(self, uri: str, run_id: str):
+    Metrics are buffered and written in one batch at most every `flush_seconds` (and on
+    `flush()`): one store round trip per validation cost a small laptop trial about as much
+    as a tenth of its training (docs/benchmarks.md, "Per-trial overhead"). 0 writes at once.
+    """
+
+    def __init__(self, uri: str, run_id: str, flush_seconds: float = 0.0):
         self.uri = uri
         self.run_id = run_id
+        self.flush_seconds = flush_seconds
         self._client = _client(uri)
+        self._pending: list = []
+        self._flushed = time.monotonic()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
-        _retry(lambda: self._client.log_batch(self.run_id, metrics=items))
+        self._pending += [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        if time.monotonic() - self._flushed >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        items, self._pending, self._flushed = self._pending, [], time.monotonic()
+        if items:
+            _retry(lambda: self._client.log_batch(self.run_id, metrics=items))

@@ -43,6 +43,9 @@ from sciml.training.metrics import relative_l2, training_loss
 from sciml.training.session import TrainSession
 
 _LOAD_BATCH = 2048
+# Per-validation metrics reach MLflow in batches at most this often (and at the end of the run):
+# live enough for the UI, one store round trip per few seconds instead of one per validation.
+METRICS_FLUSH_SECONDS = 5.0
 
 
 def _mix_seed(*parts: int) -> int:
@@ -206,7 +209,7 @@ class Trainer:
         if session.is_chief and config.tracking is not None:
             from sciml.tracking import RunLogger
 
-            logger = RunLogger(config.tracking.uri, config.tracking.run_id)
+            logger = RunLogger(config.tracking.uri, config.tracking.run_id, flush_seconds=METRICS_FLUSH_SECONDS)
         return cls(config, session, LoopData.load(session, config.train, device), device, logger)
 
     def _initial_model(self) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -243,8 +246,13 @@ class Trainer:
     def release(self) -> None:
         """Free the DDP wrapper now: Ray Train destroys the process group after the loop returns,
         and a DDP module freed after that can hang (its gloo thread waits for the GIL)."""
-        self.net = self.model
-        gc.collect()  # DDP sits in a reference cycle: dropping the last reference alone does not free it
+        if self.logger:
+            self.logger.flush()
+        if self.net is not self.model:
+            self.net = self.model
+            # DDP sits in a reference cycle: dropping the last reference alone does not free it. Only
+            # then: a full collection of a trial process's heap costs about a second.
+            gc.collect()
 
     # -- resume-or-baseline ---------------------------------------------------------------
 

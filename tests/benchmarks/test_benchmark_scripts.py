@@ -33,8 +33,17 @@ def test_train_step_benchmark_times_our_model():
 
 def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(tmp_path):
     out = _run("benchmarks/sweep_efficiency.py", "--quick", "--out", str(tmp_path))
-    for label in ("grid/fifo", "optuna/asha"):
+    for label in ("grid/fifo", "opt-in"):
         row = next(line for line in out.splitlines() if line.startswith(label))
         assert int(row.split()[1]) > 0 and int(row.split()[2].replace(",", "")) > 0
-    for line in ("ratio steps (opt-in / grid)", "ratio wall time", "cells within 10% of the grid"):
+    for line in ("ratio steps (opt-in / grid)", "ratio wall time", "cells within 10% of the grid", "agrees"):
         assert line in out
+
+
+def test_trial_overhead_quick_times_both_variants(tmp_path):
+    out = _run("benchmarks/trial_overhead.py", "--quick", "--out", str(tmp_path))
+    for variant in ("before", "after"):
+        row = next(line for line in out.splitlines() if line.startswith(variant))
+        wall, train = float(row.split()[1]), float(row.split()[2])
+        assert wall > train > 0
+    assert "ratio overhead (after / before)" in out

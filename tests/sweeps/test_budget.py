@@ -1,5 +1,7 @@
 """The compute budget against a hand count on a synthetic trials table."""
 
+import math
+
 import pytest
 
 from sciml.sweeps.budget import Budget
@@ -39,3 +41,15 @@ def test_an_empty_sweep_has_an_empty_budget_without_dividing_by_zero():
 
     budget = Budget.from_trials(pd.DataFrame(columns=RESULT_COLUMNS), GRID)
     assert budget.steps == 0 and "n/a" in "\n".join(budget.summary_lines())
+
+
+def test_the_stage_share_divides_training_seconds_by_wall_times_slots(synthetic):
+    from dataclasses import replace
+
+    synthetic.add("scratch", 8, 0.5, lr=1e-3, steps=100, epochs=30, epochs_run=30, train_seconds=10.0,
+                  trial_seconds=12.0)
+    budget = Budget.from_trials(synthetic.rows(), GRID)
+    assert math.isnan(budget.stage_training_share) and "Downstream stage" not in "\n".join(budget.summary_lines())
+    budget = replace(budget, stage_wall_seconds=10.0, slots=2)
+    assert budget.stage_training_share == pytest.approx(10.0 / 20.0)
+    assert "training steps filled 50% of its slot-seconds" in "\n".join(budget.summary_lines())

@@ -6,7 +6,7 @@ import pytest
 
 from sciml.core.tables import LR_AT_EDGE
 from sciml.sweeps.results import best_by_validation
-from sciml.sweeps.search import edge_extensions, grid_ratios, mark_edges, optuna_lrs
+from sciml.sweeps.search import cell_asha, edge_extensions, grid_ratios, mark_edges, optuna_lrs
 
 GRID = (3e-4, 1e-3, 3e-3)
 CELL = ("SYS-1(5,10)", "med", "poisson", "none", "64K", "scratch", 8, 0)
@@ -74,9 +74,52 @@ def test_asha_with_ddp_workers_is_refused_naming_the_field():
     from sciml.sweeps.profiles import profile_settings
 
     smoke = profile_settings("q1", "smoke")
-    with pytest.raises(ValueError, match="^scheduler: asha needs local-mode trials"):
-        smoke.with_overrides(scheduler="asha", workers_per_trial=1)
+    for scheduler in ("asha", "halving"):
+        with pytest.raises(ValueError, match=f"^scheduler: {scheduler} needs local-mode trials"):
+            smoke.with_overrides(scheduler=scheduler, workers_per_trial=1)
     for field, value in (("search", "random"), ("scheduler", "hyperband"), ("trials_per_cell", 0),
                          ("grace_period", 0), ("reduction_factor", 1.0), ("extend_edges", -1)):
         with pytest.raises(ValueError, match=f"^{field}"):
             smoke.with_overrides(**{field: value})
+
+
+class _Trial:
+    """The two fields CellASHA reads from a Tune trial."""
+
+    def __init__(self, trial_id: str, lr: float):
+        self.trial_id = trial_id
+        self.config = {"trial": {"task": "t", "shift": "", "system": "poisson", "pretrain": "p", "preset": "64K",
+                                 "recipe": "finetune", "n_train": 8, "seed": 0, "lr": lr}}
+
+
+def _feed(scheduler, reports):
+    """Results in order (trial, validations, val_rel_l2) -> the scheduler's action for each."""
+    return [scheduler.on_trial_result(None, trial, {"validations": t, "val_rel_l2": v}) for trial, t, v in reports]
+
+
+@pytest.mark.parametrize("demote", [False, True])
+def test_halving_stops_a_trial_that_passed_a_rung_once_a_later_trial_beats_it(demote):
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = cell_asha(epochs=30, grace_period=2, reduction_factor=3.0, demote=demote)
+    first, second = _Trial("a", 1e-4), _Trial("b", 1e-3)
+    for trial in (first, second):
+        scheduler.on_trial_add(None, trial)
+    actions = _feed(scheduler, [(first, 1, 0.5), (first, 2, 0.4),  # first at the rung: nothing to beat
+                                (second, 1, 0.3), (second, 2, 0.2),  # second beats it there
+                                (first, 3, 0.39), (second, 3, 0.19)])
+    stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
+    # Plain ASHA keeps both (the first was judged before the second arrived); halving stops the
+    # first at its next result, and never the better second.
+    assert actions == [go, go, go, go, stop if demote else go, go]
+
+
+def test_halving_never_stops_the_trial_that_leads_its_rung():
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = cell_asha(epochs=30, grace_period=2, reduction_factor=3.0, demote=True)
+    first, second = _Trial("a", 1e-4), _Trial("b", 1e-3)
+    for trial in (first, second):
+        scheduler.on_trial_add(None, trial)
+    actions = _feed(scheduler, [(first, 2, 0.2), (second, 2, 0.4), (first, 3, 0.19)])
+    assert actions == [TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.CONTINUE]
