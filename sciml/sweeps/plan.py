@@ -193,11 +193,10 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     """Everything `--plan` prints, as one JSON-able dict. Reads the cache; writes nothing."""
     from sciml.data.manifest import is_complete, load_manifest
     from sciml.sweeps.datasets import dataset_requests
+    from sciml.sweeps.pretrained import planned_cells, replaced_labels
     from sciml.sweeps.runner import SweepRunner, downstream_experiment, pretrain_experiment, pretrained_folder
     from sciml.sweeps.trials import TrialContext, trial_config
     from sciml.training.loop import EpochSchedule
-
-    from sciml.sweeps.pretrained import planned_cells, replaced_labels
 
     rates = rates or load_rates()
     s = settings

@@ -65,7 +65,7 @@ LAPTOP_BY_QUESTION = {
 # loaded machine, benchmarks/datagen.py: 5000+/s/core idle): generating the paper's 4 GB splits
 # is left to the paper profile, and the large-dataset path (splits above the 2 GiB
 # materialization limit stream through Ray Data) is rehearsed by lowering
-# SCIML_MATERIALIZE_LIMIT_BYTES below the 256 MiB pre-training split instead.
+# SCIML_MATERIALIZE_LIMIT_BYTES below the 128 MiB pre-training split instead.
 REHEARSAL_N = (8, 64, 512)
 REHEARSAL = dict(
     resolution=128, n_pretrain=1024, n_downstream=max(REHEARSAL_N), n_val=64, n_test=64, n_values=REHEARSAL_N,
