@@ -56,8 +56,30 @@ def split_total(path: str, split: str) -> int:
     return int(load_manifest(path)["counts"][split])
 
 
-def read_selection(sources: Sequence[DataSource], split: str, total: int | None = None):
-    """A Ray Dataset of the first rows (by index) of `split` from each source, shares kept."""
+def read_selection(sources: Sequence[DataSource], split: str, total: int | None = None,
+                   num_cpus: float | None = None):
+    """A Ray Dataset of the first rows (by index) of `split` from each source, shares kept.
+
+    `num_cpus` is what each of its read and map tasks asks for (Ray Data's default: 1). A
+    selection read from inside a Tune trial on a cluster the trials fill needs 0: trials hold
+    every CPU, and tasks waiting for one would wait forever (docs/cluster.md, "Large datasets").
+    """
+    import ray.data
+
+    cpus = {} if num_cpus is None else {"num_cpus": num_cpus}
+    context = ray.data.DataContext.get_current()
+    v2 = context.use_datasource_v2
+    if num_cpus is not None:
+        # Ray 2.60's datasource v2 lists files in a task of its own that always asks for 1 CPU;
+        # v1 lists them here and honours num_cpus in every task.
+        context.use_datasource_v2 = False
+    try:
+        return _read_selection(sources, split, total, cpus)
+    finally:
+        context.use_datasource_v2 = v2
+
+
+def _read_selection(sources: Sequence[DataSource], split: str, total: int | None, cpus: dict):
     import ray.data
     from ray.data.expressions import col
 
@@ -66,13 +88,13 @@ def read_selection(sources: Sequence[DataSource], split: str, total: int | None 
         if count == 0:
             continue
         files = split_files(source.path, split, limit=count)
-        ds = ray.data.read_parquet(files, file_extensions=["parquet"])
+        ds = ray.data.read_parquet(files, file_extensions=["parquet"], **cpus)
         if count < split_total(source.path, split):
-            ds = ds.filter(expr=col("index") < count)
+            ds = ds.filter(expr=col("index") < count, **cpus)
         if len(sources) > 1:
             # Indices repeat across sources; `origin` keeps the mixture's row order stable.
             ds = ds.add_column("origin", lambda batch, o=origin: np.full(len(batch["index"]), o, np.int64),
-                               batch_format="numpy")
+                               batch_format="numpy", **cpus)
         datasets.append(ds)
     if not datasets:
         raise ValueError(f"{split}: the selection holds no examples")

@@ -144,6 +144,9 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
         from sciml.sweeps.plan import check_gpu_memory, format_plan, plan_sweep
 
         check_gpu_memory(settings)  # before any work: a share no trial fits would fail on the cluster
+        from sciml.sweeps.datasets import materialize_limit
+
+        materialize_limit()  # SCIML_MATERIALIZE_LIMIT_BYTES: a bad value exits 2 here, not mid-sweep
         check_number("plan_gpus", args.plan_gpus, 0)
         if args.plan_cpus is not None:
             check_number("plan_cpus", args.plan_cpus, 0, low_open=True)

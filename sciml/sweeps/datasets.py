@@ -12,6 +12,43 @@ from sciml.physics import SystemSpec
 from sciml.sweeps.questions import Pretraining, Question
 from sciml.sweeps.settings import SweepSettings
 
+# Above this many bytes in a sweep's largest split, trials read their selections through Ray
+# Data instead of the sweep materialising every selection in the object store up front
+# (docs/cluster.md, "Large datasets"). Settable without code edits, e.g. to rehearse the
+# large-dataset path with small data: SCIML_MATERIALIZE_LIMIT_BYTES=4096.
+MATERIALIZE_LIMIT_ENV = "SCIML_MATERIALIZE_LIMIT_BYTES"
+MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
+
+
+def materialize_limit(environ=None) -> int:
+    """The limit in bytes: SCIML_MATERIALIZE_LIMIT_BYTES (a whole number >= 0), else 2 GiB.
+
+    ValueError naming the variable for anything else, so a typo exits 2 instead of silently
+    choosing a data path (the CLI checks it before any work).
+    """
+    text = (os.environ if environ is None else environ).get(MATERIALIZE_LIMIT_ENV, "").strip()
+    if not text:
+        return MATERIALIZE_LIMIT_BYTES
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{MATERIALIZE_LIMIT_ENV}: must be a whole number of bytes >= 0, got {text!r}")
+    return value
+
+
+def largest_split_bytes(settings: SweepSettings) -> int:
+    """Bytes of the two float32 fields of the largest split a trial reads (a pre-training
+    may mix three datasets of n_pretrain examples)."""
+    s = settings
+    return max(s.n_pretrain * 3, s.n_downstream, s.n_val, s.n_test) * 2 * 4 * s.resolution**2
+
+
+def streams(settings: SweepSettings, environ=None) -> bool:
+    """Whether a sweep's trials stream their data (largest split at or above the limit)."""
+    return largest_split_bytes(settings) >= materialize_limit(environ)
+
 
 def dataset_seed(base_seed: int, spec: SystemSpec) -> int:
     """Each dataset gets its own seed: equal seeds would give two systems the same sources."""
@@ -42,15 +79,19 @@ class DatasetRequest:
     directory: str
 
 
-def dataset_requests(question: Question, settings: SweepSettings) -> list[DatasetRequest]:
+def dataset_requests(question: Question, settings: SweepSettings,
+                     skip: frozenset[str] = frozenset()) -> list[DatasetRequest]:
     """Every pre-training and downstream dataset of a sweep, without generating anything.
 
     Pure (no Ray, no files): the runner generates these and the cost plan counts them, so
-    the two cannot name different directories.
+    the two cannot name different directories. `skip`: pre-training labels no trial trains
+    on (registered models replace them at every preset, --pretrained).
     """
     wanted: dict[str, tuple[SystemSpec, int]] = {}
     for task in question.tasks:
         for pretraining in task.pretrainings:
+            if pretraining.label in skip:
+                continue
             for spec in pretraining.specs:
                 wanted[spec.name] = (spec, settings.n_pretrain)
     for task in question.tasks:
@@ -66,7 +107,7 @@ def dataset_requests(question: Question, settings: SweepSettings) -> list[Datase
     return requests
 
 
-def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
+def prepare_datasets(question: Question, settings: SweepSettings, skip: frozenset[str] = frozenset()) -> SweepData:
     """Generate (or reuse, by content) every pre-training and downstream dataset.
 
     The sweep owns its cache, so a cached dataset is verified against its manifest each time
@@ -77,7 +118,7 @@ def prepare_datasets(question: Question, settings: SweepSettings) -> SweepData:
     from data_gen import ensure_dataset  # the sweep's one door into generation (Ray Data)
 
     data = SweepData()
-    for r in dataset_requests(question, settings):
+    for r in dataset_requests(question, settings, skip):
         ensure_dataset(r.spec, r.directory, n_train=r.n_train, n_val=settings.n_val, n_test=settings.n_test,
                        resolution=settings.resolution, seed=r.seed, shard_size=settings.shard_size)
         data.directories[r.name] = r.directory
@@ -92,7 +133,11 @@ class TrialDatasets:
     """Ray Datasets for trials: val/test per task and the first-N train subsets.
 
     Small selections are materialised once in the object store so that each trial only
-    iterates blocks already in memory (no per-trial Parquet reads); large ones stay lazy.
+    iterates blocks already in memory (no per-trial Parquet reads); large ones stay lazy,
+    and each trial reads (and materialises) only its own selection. Their tasks ask for no
+    CPU: the trials hold the cluster's CPUs while they read, so tasks waiting for one would
+    wait forever (a smoke sweep with the limit lowered hung exactly so, docs/cluster.md "Large datasets");
+    a read briefly shares its trial's cores instead.
     """
 
     def __init__(self, materialize: bool):
@@ -103,5 +148,5 @@ class TrialDatasets:
         key = (tuple((s.path, s.share) for s in sources), split, limit)
         if key not in self._cache:
             self._cache[key] = (materialized_selection(sources, split, limit) if self._materialize
-                                else read_selection(sources, split, limit))
+                                else read_selection(sources, split, limit, num_cpus=0))
         return self._cache[key]

@@ -193,6 +193,7 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     """Everything `--plan` prints, as one JSON-able dict. Reads the cache; writes nothing."""
     from sciml.data.manifest import is_complete, load_manifest
     from sciml.sweeps.datasets import dataset_requests
+    from sciml.sweeps.pretrained import planned_cells, replaced_labels
     from sciml.sweeps.runner import SweepRunner, downstream_experiment, pretrain_experiment, pretrained_folder
     from sciml.sweeps.trials import TrialContext, trial_config
     from sciml.training.loop import EpochSchedule
@@ -200,10 +201,12 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     rates = rates or load_rates()
     s = settings
     runner = SweepRunner(question, s, tracking=False)
+    # --pretrained: registered models replace these pre-trainings (their trials, steps and data).
+    registered, unresolved = planned_cells(question, s)
 
     # Datasets: the runner's own directory names; complete ones are reused, not generated.
     datasets, cached_dirs = [], {}
-    for r in dataset_requests(question, s):
+    for r in dataset_requests(question, s, replaced_labels(question, s, registered)):
         cached = is_complete(r.directory)
         counts = {"train": r.n_train, "val": s.n_val, "test": s.n_test}
         if cached:
@@ -212,7 +215,7 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
                          "bytes": {k: v * example_bytes(s.resolution) for k, v in counts.items()}})
 
     # Pre-trained checkpoints: known only when all their data is cached (the key holds its hashes).
-    pre_trials = runner.pretraining_trials()
+    pre_trials = [t for t in runner.pretraining_trials() if (t.pretrain, t.preset) not in registered]
     pretrainings = {p.label: p for t in question.tasks for p in t.pretrainings}
     folders: dict[tuple[str, str], str] = {}
     for t in pre_trials:
@@ -228,8 +231,11 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
         finished |= _finished_keys(os.path.join(runner._storage(), pretrain_experiment(missing, folders)))
     checkpoints = {cell: os.path.join(folders[cell], "model.pt") if cell in folders else f"<pre-trained {cell[0]} "
                    f"{cell[1]}>" for cell in {(t.pretrain, t.preset) for t in pre_trials}}
+    checkpoints.update({cell: f"<registered {cell[0]} {cell[1]}>" for cell in registered})
     down_trials = runner.downstream_trials(checkpoints)
-    if len(cached_models) == len(checkpoints):
+    if registered:
+        exact = False  # the downstream experiment is named by the downloaded models' paths
+    elif len(cached_models) == len(checkpoints):
         finished |= _finished_keys(os.path.join(runner._storage(), downstream_experiment(down_trials)))
     elif any(cell in cached_models for cell in checkpoints):
         exact = False  # part of the grid could have a half-run experiment under another name
@@ -256,8 +262,27 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
             seconds[device] = schedule.total_steps * step_s + eval_examples * forward_s / world + overhead
         trials.append(TrialCost(_stage(t.recipe), t.key, t.preset, schedule.total_steps,
                                 schedule.total_steps * schedule.batch_size * world, eval_examples, seconds))
-    return _summarise(question, s, rates, datasets, pre_trials, cached_models, down_trials, finished, exact,
+    plan = _summarise(question, s, rates, datasets, pre_trials, cached_models, down_trials, finished, exact,
                       trials, gpus, cpus)
+    plan["pretrained_registered"] = sorted(f"{a} {b}" for a, b in registered)
+    plan["pretrained_unresolved"] = unresolved  # their cell needs the registry: still counted as pre-trained
+    plan["edge_trials_upper_bound"] = edge_trials_upper_bound(s, down_trials)
+    return plan
+
+
+def edge_trials_upper_bound(settings: SweepSettings, down_trials) -> int:
+    """Most trials the grid-edge rounds (extend_edges) can add: every fine-tune and scratch cell at an edge
+    in every round, for every seed. A round adds one learning rate beyond the edge a cell's best sits on;
+    a cell tried at a single rate sits on both edges and gets two in the first round (search.edge_extensions)."""
+    s = settings
+    if s.search != "grid" or not s.extend_edges:
+        return 0
+    cells: dict[tuple, int] = {}
+    for t in down_trials:
+        if t.recipe in ("finetune", "scratch"):
+            cells[(t.task, t.pretrain, t.preset, t.recipe, t.n_train)] = len(s.recipe_lrs[t.recipe])
+    per_cell = [(2 if n_lrs == 1 else 1) + (s.extend_edges - 1) for n_lrs in cells.values()]
+    return sum(per_cell) * s.seeds
 
 
 def _packed_seconds(rates, s: SweepSettings, preset: str, alone: float, steps: int, batch: int) -> float:
@@ -272,6 +297,8 @@ def _packed_seconds(rates, s: SweepSettings, preset: str, alone: float, steps: i
 
 def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_trials, finished, exact, trials,
                gpus, cpus) -> dict[str, Any]:
+    from sciml.sweeps.datasets import materialize_limit, streams
+
     world = max(s.workers_per_trial, 1)
     use_gpu = any(s.gpus_for(p) > 0 for p in s.presets)
     stages = ("pretraining", "downstream", "zero-shot")
@@ -334,6 +361,8 @@ def _summarise(question, s, rates, datasets, pre_trials, cached_models, down_tri
         "question": question.key, "profile": s.profile, "resolution": s.resolution,
         "datasets": datasets,
         "dataset_bytes_to_generate": sum(sum(d["bytes"].values()) for d in generated),
+        # The data path the runner will take (sciml/sweeps/datasets.py, SCIML_MATERIALIZE_LIMIT_BYTES).
+        "datasets_streamed": streams(s), "materialize_limit_bytes": materialize_limit(),
         "trials_enumerated": enumerated, "trials_to_run": to_run,
         "trials_finished_excluded": len(finished), "pretrained_cached": sorted(f"{a} {b}" for a, b in cached_models),
         "exact": exact,
@@ -378,11 +407,23 @@ def format_plan(plan: dict[str, Any]) -> str:
                      + (" (cached: reused)" if d["cached"] else ""))
     lines.append(f"  to generate: {_size(p['dataset_bytes_to_generate'])}, "
                  f"{_hours(p['cpu_hours']['data_generation_core_hours'])} of CPU cores")
+    lines.append(f"  trials {'stream' if p['datasets_streamed'] else 'get'} their data "
+                 + ("through Ray Data" if p["datasets_streamed"] else "materialised up front")
+                 + f" (SCIML_MATERIALIZE_LIMIT_BYTES {_size(p['materialize_limit_bytes'])})")
     lines.append("Trials (to run / in the grid):")
     for st in ("pretraining", "downstream", "zero-shot"):
         lines.append(f"  {st}: {p['trials_to_run'][st]} / {p['trials_enumerated'][st]}")
     if p["pretrained_cached"]:
         lines.append(f"  pre-trained checkpoints reused: {', '.join(p['pretrained_cached'])}")
+    if p.get("pretrained_registered"):
+        lines.append(f"  pre-training replaced by registered models (--pretrained), not counted: "
+                     f"{', '.join(p['pretrained_registered'])}")
+    if p.get("pretrained_unresolved"):
+        lines.append(f"  --pretrained {', '.join(p['pretrained_unresolved'])}: its cell is known only from the "
+                     f"registry; its pre-training is still counted")
+    if p.get("edge_trials_upper_bound"):
+        lines.append(f"  grid edges: up to {p['edge_trials_upper_bound']} more downstream trials if every cell sits "
+                     f"at an edge (--extend-edges; not in the counts, steps or hours above)")
     if p["trials_finished_excluded"]:
         lines.append(f"  finished trials of a resumable experiment excluded: {p['trials_finished_excluded']}")
     if not p["exact"]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sciml.sweeps.questions import Question
 from sciml.sweeps.settings import SweepSettings
-from sciml.tracking.registry import FetchedModel, fetch_model, parse_model_uri
+from sciml.tracking.registry import FetchedModel, fetch_model, parse_model_uri, registered_model_name
 
 FIELD = "pretrained"
 LABEL_TAG = "pretrain_label"  # the version tag the registration writes (sciml.training.registration)
@@ -42,6 +42,36 @@ def split_entry(entry: str) -> tuple[str | None, str]:
         raise ValueError(f"{FIELD}: give LABEL=models:/... or models:/..., got {entry!r}")
     parse_model_uri(uri, FIELD)
     return label, uri
+
+
+def replaced_labels(question: Question, settings: SweepSettings, cells) -> frozenset[str]:
+    """Pre-training labels a registered model replaces at every preset: no trial trains on their data."""
+    labels = {p.label for t in question.tasks for p in t.pretrainings}
+    return frozenset(label for label in labels if all((label, preset) in cells for preset in settings.presets))
+
+
+def planned_cells(question: Question, settings: SweepSettings) -> tuple[set[tuple[str, str]], list[str]]:
+    """The (label, preset) cells the --pretrained entries replace, known without the registry, for the plan.
+
+    A model registered by a sweep is named `sciml-<label>-<preset>` (registered_model_name), which
+    gives its cell; a LABEL= entry under another name is the label's only preset when the sweep has
+    one. Other entries are returned apart: only the registry (resolve_pretrained) knows their cell.
+    """
+    labels = sorted({p.label for t in question.tasks for p in t.pretrainings})
+    cells: set[tuple[str, str]] = set()
+    unknown: list[str] = []
+    for entry in settings.pretrained:
+        label, uri = split_entry(entry)
+        name = parse_model_uri(uri, FIELD)[0]
+        matches = [(lab, preset) for lab in ([label] if label else labels) for preset in settings.presets
+                   if registered_model_name(lab, preset) == name]
+        if not matches and label in labels and len(settings.presets) == 1:
+            matches = [(label, settings.presets[0])]
+        if len(matches) == 1:
+            cells.add(matches[0])
+        else:
+            unknown.append(entry)
+    return cells, unknown
 
 
 def resolve_pretrained(question: Question, settings: SweepSettings,

@@ -29,7 +29,8 @@ import pandas as pd
 from sciml.core.files import cache_key, copy_file, write_json
 from sciml.core.tables import RANDOM_INIT
 from sciml.data.manifest import load_manifest
-from sciml.sweeps.datasets import SweepData, TrialDatasets, prepare_datasets, slug
+from sciml.sweeps.datasets import (SweepData, TrialDatasets, largest_split_bytes, materialize_limit, prepare_datasets,
+                                   slug)
 from sciml.sweeps.questions import Question
 from sciml.sweeps.budget import Budget
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
@@ -39,11 +40,10 @@ from sciml.sweeps.settings import SweepSettings
 from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
                                  tune_resources)
 from sciml.sweeps.tune_state import repair as repair_tune_state
-from sciml.sweeps.tune_state import state_backup_callback
+from sciml.sweeps.tune_state import STATE_SAVE_PERIOD_S, fifo_saving_on_completion, state_backup_callback
 
 STATE_FILE = "sweep_state.json"
 BUDGET_FILE = "budget.json"
-MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,13 @@ class SweepRunner:
         os.makedirs(self.out, exist_ok=True)
         self._start_tracking()
         try:
-            data = prepare_datasets(self.question, self.settings)
+            from sciml.sweeps.pretrained import replaced_labels
+
+            given = self._registered_models()
+            # Data only a registered model's pre-training would read is not generated (nor planned).
+            data = prepare_datasets(self.question, self.settings, replaced_labels(self.question, self.settings, given))
             _log("datasets: " + ", ".join(f"{k} -> {v}" for k, v in data.directories.items()))
-            checkpoints = self._pretrain(data, cluster)
+            checkpoints = self._pretrain(data, cluster, given)
             results = self._downstream(data, checkpoints, cluster)
             outcome = self._finish(results)
         except BaseException:
@@ -168,15 +172,20 @@ class SweepRunner:
         for task in self.question.tasks:
             sources[task.name] = (data.source(task.downstream),)
             for p in task.pretrainings:
-                sources[p.label] = data.pretraining_sources(p)
+                if all(spec.name in data.directories for spec in p.specs):  # else replaced (--pretrained)
+                    sources[p.label] = data.pretraining_sources(p)
         context = TrialContext(
             question=self.question.key, settings=s, sources=sources, datasets={},
             trials_dir=os.path.join(self.out, "trials", name), storage_path=self._storage(),
             tracking_uri=self.tracker.uri if self.tracker else None, experiment=self._experiment(),
             parent_run_id=self.parent_run_id)
-        fields_bytes = 2 * 4 * s.resolution**2
-        biggest = max(s.n_pretrain * 3, s.n_downstream, s.n_val, s.n_test)
-        registry = TrialDatasets(materialize=biggest * fields_bytes < MATERIALIZE_LIMIT_BYTES)
+        biggest, limit = largest_split_bytes(s), materialize_limit()
+        registry = TrialDatasets(materialize=biggest < limit)
+        # The rehearsal and tests/sweeps/test_large_datasets.py look for this line.
+        _log(f"{name}: " + (f"datasets materialised up front (largest split {biggest:,} B < limit {limit:,} B)"
+                            if biggest < limit else
+                            f"datasets streamed through Ray Data (largest split {biggest:,} B >= limit {limit:,} B, "
+                            "SCIML_MATERIALIZE_LIMIT_BYTES): each trial reads its own selection"))
         for trial in trials:
             for key in context.dataset_keys(trial).values():
                 label, split, limit = key
@@ -205,9 +214,10 @@ class SweepRunner:
         from ray import tune
 
         s = self.settings
-        # Save Tune's experiment state at every step (default: every >= 10 s), so that a
-        # resumed sweep knows about every trial that finished before an interruption.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        # Tune saves its experiment state when a trial completes or is stopped (the schedulers
+        # below force it), so that a resumed sweep knows about every trial that finished before
+        # an interruption; other results (per-epoch reports) wait for the period.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SAVE_PERIOD_S)
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), tune_resources(s))
         path = os.path.join(context.storage_path, name)
         concurrency = default_concurrency(s, cluster)
@@ -218,7 +228,7 @@ class SweepRunner:
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
-            schedule = {}
+            schedule = {"scheduler": fifo_saving_on_completion()}
             if scheduler != "fifo":
                 from sciml.sweeps.search import cell_asha
 
@@ -227,7 +237,9 @@ class SweepRunner:
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True,
+                # A trial a scheduler stops mid-run leaves its training thread running in its actor, and
+                # reusing that actor fails ("reset_config() ... must return True"): fresh actors then.
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=scheduler == "fifo",
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key,
                                             **schedule),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
@@ -246,9 +258,23 @@ class SweepRunner:
                 metrics.update(search=s.search, scheduler=scheduler)
                 finished.append((spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key)))
         self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early")])
+        self._close_orphans(name)  # after the stopped ones are closed as such
         for key, error in failed:
             _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")
         return finished, failed
+
+    def _close_orphans(self, name: str) -> None:
+        """After a Tune run no trial of this sweep runs, so a child run still RUNNING lost its process
+        (a node stopped or died under it, a kill): KILLED and tagged, not left half-written. Its trial,
+        retried by Tune, logged a run of its own."""
+        if not (self.tracker and self.parent_run_id):
+            return
+        orphans = self.tracker.running_children(self.parent_run_id)
+        for run_id in orphans:
+            self.tracker.set_tags(run_id, {"orphaned": "its process ended without closing the run (node lost?)"})
+            self.tracker.end_run(run_id, status="KILLED")
+        if orphans:
+            _log(f"{name}: {len(orphans)} MLflow runs whose process was lost marked KILLED")
 
     def _tag_stopped(self, stopped: list[dict]) -> None:
         """A stopped trial's process ends mid-run: its MLflow run says so here (tag, KILLED)."""
@@ -260,9 +286,9 @@ class SweepRunner:
                 self.tracker.set_tags(run_id, {"stopped_early": True})
                 self.tracker.end_run(run_id, status="KILLED")
 
-    def _pretrain(self, data: SweepData, cluster: dict) -> dict[tuple[str, str], str]:
+    def _pretrain(self, data: SweepData, cluster: dict, given: dict | None = None) -> dict[tuple[str, str], str]:
         s = self.settings
-        given = self._registered_models()
+        given = self._registered_models() if given is None else given
         trials = [t for t in self.pretraining_trials() if (t.pretrain, t.preset) not in given]
         checkpoints: dict[tuple[str, str], str] = {cell: model.path for cell, model in given.items()}
         missing: list[TrialSpec] = []

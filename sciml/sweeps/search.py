@@ -36,6 +36,7 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from sciml.core.tables import CELL, LR_AT_EDGE
+from sciml.sweeps.tune_state import save_state_after_step
 
 ONE_VALUE_GRID_FACTOR = 3.0  # the step beyond a one-value grid (no spacing of its own)
 # A trial's cell: everything but the learning rate. With Optuna the seed is part of it.
@@ -203,14 +204,19 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
             if trial.trial_id not in scheduler._trial_info:  # restored after a kill: re-register
                 scheduler.on_trial_add(tune_controller, trial)
             if trial.trial_id in self.demoted:
-                return TrialScheduler.STOP
-            action = scheduler.on_trial_result(tune_controller, trial, result)
+                action = TrialScheduler.STOP
+            else:
+                action = scheduler.on_trial_result(tune_controller, trial, result)
             if demote and action == TrialScheduler.CONTINUE:
                 bracket = scheduler._trial_info[trial.trial_id]
                 self.demoted |= _demoted(bracket, trial.trial_id) & set(scheduler._trial_info)
+            if action == TrialScheduler.STOP and tune_controller is not None:
+                save_state_after_step(tune_controller)  # a stopped trial is finished: record it now
             return action
 
         def on_trial_complete(self, tune_controller, trial, result):
+            if tune_controller is not None:
+                save_state_after_step(tune_controller)
             self.demoted.discard(trial.trial_id)
             scheduler = self._asha(trial)
             if trial.trial_id in scheduler._trial_info:

@@ -206,12 +206,18 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     label = trial.task or trial.pretrain
     data = DataSelection(train=context.sources[label])
     datasets = {split: context.datasets[key] for split, key in context.dataset_keys(trial).items()}
+    from ray.data.dataset import MaterializedDataset
+
+    # What this trial really received (not what the sweep meant to hand it): the large-dataset
+    # path's tests and the rehearsal read this tag to prove the data streamed.
+    streamed = not all(isinstance(ds, MaterializedDataset) for ds in datasets.values())
     tags = {"question": context.question, "system": trial.system or label, "shift": trial.shift or "",
             "preset": trial.preset, "n_train": trial.n_train, "recipe": trial.recipe,
             "lr": "" if trial.recipe == "zeroshot" else cfg.lr, "seed": trial.seed,
             "task": trial.task or "", "pretrain": trial.pretrain, "loss": settings.loss,
             "search": settings.search, "scheduler": settings.scheduler if not pretraining else "fifo",
-            "stopped_early": False}  # the runner sets True on a trial its scheduler stops
+            "stopped_early": False,  # the runner sets True on a trial its scheduler stops
+            "datasets": "streamed" if streamed else "materialized"}
     tracking = None
     if context.tracking_uri:
         tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,

@@ -138,6 +138,14 @@ class Tracker:
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         _retry(lambda: self._client.set_terminated(run_id, status=status))
 
+    def running_children(self, parent_run_id: str) -> list[str]:
+        """Ids of the runs under `parent_run_id` still RUNNING (in the parent's experiment)."""
+        parent = _retry(lambda: self._client.get_run(parent_run_id))
+        runs = _retry(lambda: self._client.search_runs(
+            [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+            max_results=10000))
+        return [r.info.run_id for r in runs]
+
 
 class RunLogger:
     """Worker-side metric logging into an existing run (rank 0 of a training run).

@@ -143,3 +143,59 @@ def test_step_rate_table_says_where_each_rate_comes_from():
     counted = plan_module.count_model_cost("64K", 16)
     assert (stored.n_params, stored.train_flops, stored.activation_bytes) == \
         (counted.n_params, counted.train_flops, counted.activation_bytes)
+
+
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4"])
+def test_rehearsal_profile_keeps_the_paper_shapes_and_plans(empty_cwd, capsys, question):
+    paper, rehearsal = profile_settings(question, "paper"), profile_settings(question, "rehearsal")
+    assert rehearsal.resolution == paper.resolution == 128 and rehearsal.batch_size == paper.batch_size
+    assert rehearsal.loss == paper.loss and rehearsal.epochs == rehearsal.pretrain_epochs == 1
+    # The N grid keeps its lower end and reaches the whole downstream split, as the paper's does.
+    assert min(rehearsal.n_values) == min(paper.n_values) == 8
+    assert max(rehearsal.n_values) == rehearsal.n_downstream and max(paper.n_values) == paper.n_downstream
+    assert set(rehearsal.n_values) < set(paper.n_values) and len(rehearsal.lrs) <= 2
+    assert set(rehearsal.presets) <= {"64K", "1M"}  # the smaller presets
+    assert all(rehearsal.gpus_for(p) == 0 for p in rehearsal.presets)  # CPU only
+    assert main(question, ["--profile", "rehearsal", "--plan-json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["gpu_hours"] is None and plan["resolution"] == 128
+    assert all(plan["trials_to_run"][stage] > 0 for stage in ("pretraining", "downstream", "zero-shot"))
+    assert not os.listdir(empty_cwd)
+
+
+# --pretrained: the SYS-1 pre-training comes from the registry, so one pre-training trial (16 steps)
+# and the SYS-1(1,5) dataset (64/16/16 examples) drop out; every downstream trial stays.
+@pytest.mark.parametrize("entry", ["models:/sciml-SYS-1_1_5-64K@best", "SYS-1(1,5)=models:/my-foundation/3"])
+def test_registered_pretraining_is_not_counted(empty_cwd, capsys, entry):
+    plan = _json_plan(capsys, "--pretrained", entry)
+    assert plan["trials_enumerated"] == plan["trials_to_run"] == {**HAND, "pretraining": 1}
+    assert plan["optimizer_steps"]["total"] == HAND_STEPS - 16
+    assert sorted(d["name"] for d in plan["datasets"]) == ["SYS-1(5,10)", "SYS-2(0.2,1)", "SYS-2(1,2)"]
+    assert plan["dataset_bytes_to_generate"] == DATASET_BYTES - (64 + 16 + 16) * EXAMPLE_BYTES
+    assert plan["pretrained_registered"] == ["SYS-1(1,5) 64K"] and plan["pretrained_unresolved"] == []
+    assert main("q1", ["--profile", "smoke", "--plan", "--pretrained", entry]) == 0
+    assert "replaced by registered models (--pretrained), not counted: SYS-1(1,5) 64K" in capsys.readouterr().out
+
+
+def test_a_registered_model_whose_cell_only_the_registry_knows_is_still_counted(empty_cwd, capsys):
+    # Q2 smoke has two presets (d8m4, 64K): a custom name does not say which one the model is.
+    assert main("q2", ["--profile", "smoke", "--plan-json", "--pretrained", "SYS-1(1,5)=models:/custom@best"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["pretrained_registered"] == [] and plan["pretrained_unresolved"] == ["SYS-1(1,5)=models:/custom@best"]
+    assert plan["trials_to_run"]["pretraining"] == 2 * 2  # two pre-trainings x two presets, as without it
+
+
+# Grid edges: the smoke grid has 5 fine-tune/scratch cells per task (scratch N 4, 8, 16; fine-tune N 4, 8),
+# 2 tasks. A single learning rate sits on both edges: 2 trials per cell in round one, 1 in each later
+# round; with two rates, at most 1 per cell per round; every seed repeats them.
+@pytest.mark.parametrize("args, bound", [([], 0), (["--extend-edges", "1"], 10 * 2), (["--extend-edges", "2"], 10 * 3),
+                                         (["--extend-edges", "1", "--lrs", "1e-3 3e-3"], 10 * 1),
+                                         (["--extend-edges", "2", "--lrs", "1e-3 3e-3", "--seeds", "2"], 10 * 2 * 2)])
+def test_grid_edge_trials_are_an_explicit_upper_bound(empty_cwd, capsys, args, bound):
+    plan = _json_plan(capsys, *args)
+    assert plan["edge_trials_upper_bound"] == bound
+    assert plan["trials_enumerated"]["downstream"] == HAND["downstream"] * (2 if "--seeds" in args else 1) * (
+        2 if "--lrs" in args else 1)  # the bound is not folded into the counts
+    assert main("q1", ["--profile", "smoke", "--plan", *args]) == 0
+    text = capsys.readouterr().out
+    assert (f"up to {bound} more downstream trials if every cell sits at an edge" in text) == (bound > 0)

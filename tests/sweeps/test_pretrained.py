@@ -85,6 +85,8 @@ def test_a_sweep_from_a_registered_model_skips_pretraining(ray_address, mlflow_u
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     assert "registered models:/sciml-SYS-1_1_5-64K/1" in result.stdout
     assert not list((out / "ray").glob("pretrain-*"))  # no pre-training Tune experiment
+    # ... nor its data: only the downstream dataset was generated (the plan does not count it either).
+    assert [d.name.split("-n16-")[0] for d in (tmp_path / "cache" / "data").iterdir()] == ["SYS-1_5_10"]
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)

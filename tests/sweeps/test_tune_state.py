@@ -62,3 +62,44 @@ def test_repair_moves_a_broken_file_without_copy_aside(tmp_path):
     assert sorted(p.name for p in storage.glob("experiment_state-*.json")) == [
         "experiment_state-2026-01-01_00-00-00.json"]
     assert repair(str(tmp_path / "absent")) == []
+
+
+def test_a_completed_or_stopped_trial_forces_the_next_state_save():
+    import inspect
+    from types import SimpleNamespace
+
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    from sciml.sweeps.tune_state import fifo_saving_on_completion, save_state_after_step
+
+    # The flag exists where Ray 2.60 keeps it (a moved flag must fail here, not silently).
+    assert "_should_force_sync_up" in inspect.getsource(_ExperimentCheckpointManager.__init__)
+    controller = SimpleNamespace(_checkpoint_manager=SimpleNamespace(_should_force_sync_up=False))
+    fifo_saving_on_completion().on_trial_complete(controller, None, {})
+    assert controller._checkpoint_manager._should_force_sync_up is True
+    with pytest.raises(RuntimeError, match="_should_force_sync_up"):
+        save_state_after_step(SimpleNamespace())
+
+
+def test_halving_forces_a_state_save_when_it_stops_a_trial():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from sciml.sweeps.search import cell_asha
+
+    class Trial:
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+            self.config = {"trial": {"recipe": "scratch", "n_train": 8, "seed": 0}}
+
+    controller = SimpleNamespace(_checkpoint_manager=SimpleNamespace(_should_force_sync_up=False))
+    scheduler = cell_asha(epochs=30, grace_period=2, reduction_factor=3.0, demote=True)
+    first, second = Trial("a"), Trial("b")
+    for trial in (first, second):
+        scheduler.on_trial_add(controller, trial)
+    assert scheduler.on_trial_result(controller, first, {"validations": 2, "val_rel_l2": 0.2}) == "CONTINUE"
+    assert controller._checkpoint_manager._should_force_sync_up is False  # a plain result waits for the period
+    assert scheduler.on_trial_result(controller, second, {"validations": 2, "val_rel_l2": 0.4}) == \
+        TrialScheduler.STOP
+    assert controller._checkpoint_manager._should_force_sync_up is True
