@@ -31,17 +31,17 @@ def _sweep(work, env, out, *flags):
     return done.stdout
 
 
-def test_optuna_and_asha_run_end_to_end_with_the_compute_columns_tags_and_budget(work):
+def test_optuna_and_halving_as_the_readme_runs_them_end_to_end_with_the_compute_columns_tags_and_budget(work):
     work, env = work
     stdout = _sweep(work, env, "opt", "--search", "optuna", "--trials-per-cell", "2", "--lrs", "1e-3 1e-2",
-                    "--scheduler", "asha", "--grace-period", "1", "--reduction-factor", "2", "--epochs", "4",
+                    "--scheduler", "halving", "--grace-period", "1", "--reduction-factor", "2", "--epochs", "4",
                     "--n-values", "4")
     out = work / "opt"
     trials = pd.read_csv(out / "all_trials.csv")
     results = pd.read_csv(out / "results.csv")
     assert set(NEW_COLUMNS) - {"lr_at_edge"} <= set(trials.columns) and set(NEW_COLUMNS) <= set(results.columns)
     trained = trials[trials["recipe"] != "zeroshot"]
-    assert (trained["search"] == "optuna").all() and (trained["scheduler"] == "asha").all()
+    assert (trained["search"] == "optuna").all() and (trained["scheduler"] == "halving").all()
     assert trained["lr"].between(1e-3, 1e-2).all() and trained["lr"].nunique() > 2  # per-cell proposals
     assert (trained["steps"] > 0).all() and (trained["train_seconds"] > 0).all()
     assert (trained["trial_seconds"] >= trained["train_seconds"]).all()
@@ -59,7 +59,7 @@ def test_optuna_and_asha_run_end_to_end_with_the_compute_columns_tags_and_budget
     experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
     runs = [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
             if r.data.tags.get("recipe") in ("scratch", "finetune")]
-    assert runs and all(r.data.tags["search"] == "optuna" and r.data.tags["scheduler"] == "asha" for r in runs)
+    assert runs and all(r.data.tags["search"] == "optuna" and r.data.tags["scheduler"] == "halving" for r in runs)
     killed = [r for r in runs if r.data.tags["stopped_early"] == "True"]
     assert len(killed) == len(stopped) and all(r.info.status == "KILLED" for r in killed)
 
