@@ -209,7 +209,13 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
                 action = scheduler.on_trial_result(tune_controller, trial, result)
             if demote and action == TrialScheduler.CONTINUE:
                 bracket = scheduler._trial_info[trial.trial_id]
-                self.demoted |= _demoted(bracket, trial.trial_id) & set(scheduler._trial_info)
+                demoted = _demoted(bracket, trial.trial_id) & set(scheduler._trial_info)
+                # A demoted trial is out of the cell's competition: its records at later rungs
+                # (it may be ahead in time) must not stop the trial that beat it.
+                for _, recorded in bracket._rungs:
+                    for other in demoted:
+                        recorded.pop(other, None)
+                self.demoted |= demoted
             if action == TrialScheduler.STOP and tune_controller is not None:
                 save_state_after_step(tune_controller)  # a stopped trial is finished: record it now
             return action

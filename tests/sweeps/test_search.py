@@ -123,3 +123,19 @@ def test_halving_never_stops_the_trial_that_leads_its_rung():
         scheduler.on_trial_add(None, trial)
     actions = _feed(scheduler, [(first, 2, 0.2), (second, 2, 0.4), (first, 3, 0.19)])
     assert actions == [TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.CONTINUE]
+
+
+def test_halving_never_stops_a_cells_last_trial_on_the_records_of_one_it_demoted():
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = cell_asha(epochs=30, grace_period=2, reduction_factor=3.0, demote=True)
+    ahead, behind = _Trial("a", 1e-4), _Trial("b", 1e-3)
+    for trial in (ahead, behind):
+        scheduler.on_trial_add(None, trial)
+    # The first trial is ahead in time: it records at rungs 2 and 6 before the second reaches 2.
+    actions = _feed(scheduler, [(ahead, 2, 0.40), (ahead, 6, 0.10),
+                                (behind, 2, 0.30),  # beats it at rung 2: the first is demoted
+                                (ahead, 7, 0.09),  # ... and stopped at its next result
+                                (behind, 6, 0.20)])  # worse than the demoted trial's rung-6 record
+    go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP
+    assert actions == [go, go, go, stop, go]
