@@ -223,8 +223,13 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
         def on_trial_complete(self, tune_controller, trial, result):
             if tune_controller is not None:
                 save_state_after_step(tune_controller)
-            self.demoted.discard(trial.trial_id)
             scheduler = self._asha(trial)
+            if trial.trial_id in self.demoted:
+                # Out of the competition: its last result must not be recorded at a rung it
+                # reached after its demotion (ASHA records a completing trial's result).
+                self.demoted.discard(trial.trial_id)
+                scheduler._trial_info.pop(trial.trial_id, None)
+                return
             if trial.trial_id in scheduler._trial_info:
                 scheduler.on_trial_complete(tune_controller, trial, result)
 

@@ -126,6 +126,8 @@ def save_state_after_step(tune_controller) -> None:
     Ray 2.60 has no public switch for this; the flag is the one Tune sets itself after trial
     checkpoints (`_ExperimentCheckpointManager._should_force_sync_up`).
     """
+    # Schedulers get the controller behind a wrapper that warns on private attributes.
+    tune_controller = getattr(tune_controller, "_tune_controller", tune_controller)
     manager = getattr(tune_controller, "_checkpoint_manager", None)
     if manager is None or not hasattr(manager, "_should_force_sync_up"):
         raise RuntimeError("ray.tune moved TuneController._checkpoint_manager._should_force_sync_up "

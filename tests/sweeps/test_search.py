@@ -139,3 +139,17 @@ def test_halving_never_stops_a_cells_last_trial_on_the_records_of_one_it_demoted
                                 (behind, 6, 0.20)])  # worse than the demoted trial's rung-6 record
     go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP
     assert actions == [go, go, go, stop, go]
+
+
+def test_a_demoted_trials_completion_records_nothing_that_could_stop_its_rival():
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = cell_asha(epochs=30, grace_period=2, reduction_factor=3.0, demote=True)
+    ahead, behind = _Trial("a", 1e-4), _Trial("b", 1e-3)
+    for trial in (ahead, behind):
+        scheduler.on_trial_add(None, trial)
+    assert _feed(scheduler, [(ahead, 2, 0.40), (behind, 2, 0.30)]) == [TrialScheduler.CONTINUE] * 2
+    # Its next result reaches rung 6: STOP, and Tune then reports the stopped trial complete.
+    assert _feed(scheduler, [(ahead, 6, 0.05)]) == [TrialScheduler.STOP]
+    scheduler.on_trial_complete(None, ahead, {"validations": 6, "val_rel_l2": 0.05})
+    assert _feed(scheduler, [(behind, 6, 0.20)]) == [TrialScheduler.CONTINUE]
