@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     out = args.out or tempfile.mkdtemp(prefix="trial-overhead-")
     data = os.path.join(out, "data")
     ensure_dataset(SystemSpec("poisson", 5.0, 10.0), data,
-                   n_train=max(args.n_train, 16), n_val=sizes["n_val"], n_test=sizes["n_test"], resolution=32, seed=0, shard_size=512,
+                   n_train=max(args.n_train, 16), n_val=sizes["n_val"], n_test=sizes["n_test"], resolution=32, seed=0,
+                   shard_size=512,
                    progress=False, log=None)
     ensure_ray()
     sources = (DataSource(data),)

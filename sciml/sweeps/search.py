@@ -165,39 +165,50 @@ def _demoted(bracket, trial_id: str) -> set[str]:
     return out
 
 
-def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: bool = False):
-    """A Tune scheduler: one ASHA per cell on `val_rel_l2` (min), time in validations.
+def _demote(scheduler, trial_id: str) -> set[str]:
+    """The live trials `trial_id`'s records demote, taken out of their cell's competition: their
+    records at later rungs (they may be ahead in time) must not stop the trial that beat them."""
+    bracket = scheduler._trial_info[trial_id]
+    demoted = _demoted(bracket, trial_id) & set(scheduler._trial_info)
+    for _, recorded in bracket._rungs:
+        for other in demoted:
+            recorded.pop(other, None)
+    return demoted
 
-    demote (`--scheduler halving`): a running trial that later trials of its cell push out of
-    a rung's top 1/reduction_factor is stopped at its next result.
-    """
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+def _one_cell_asha(epochs: int, grace_period: int, reduction_factor: float):
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    # Rungs stop before the last validation (stopping there would only skip the test), and
+    # stop_last_trials=False: a run past max_t is finished by its own schedule, not cut.
+    return AsyncHyperBandScheduler(
+        time_attr="validations", metric="val_rel_l2", mode="min", max_t=max(epochs - 1, grace_period),
+        grace_period=grace_period, reduction_factor=reduction_factor, stop_last_trials=False)
+
+
+def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: bool = False):
+    """A Tune scheduler: one ASHA per cell on `val_rel_l2` (min), time in validations; `demote`
+    (`--scheduler halving`) also stops trials that later trials of their cell push out of a rung."""
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     class CellASHA(FIFOScheduler):
         """Routes each trial's results to the ASHA of its cell; trials are started first in, first out."""
-
         def __init__(self):
             super().__init__()
-            self.cells: dict[tuple, AsyncHyperBandScheduler] = {}
-            self.of_trial: dict[str, tuple] = {}
+            self.cells, self.of_trial = {}, {}  # cell -> its AsyncHyperBandScheduler; trial id -> cell
             self.demoted: set[str] = set()  # trials to stop at their next result
 
-        def set_search_properties(self, metric, mode, **spec) -> bool:
-            return True  # the metric and mode are fixed: val_rel_l2, min
-
-        def _asha(self, trial):
-            cell = self.of_trial.get(trial.trial_id) or trial_cell(trial.config["trial"])
-            if cell not in self.cells:
-                # Rungs stop before the last validation (stopping there would only skip the test), and
-                # stop_last_trials=False: a run past max_t is finished by its own schedule, not cut.
-                self.cells[cell] = AsyncHyperBandScheduler(
-                    time_attr="validations", metric="val_rel_l2", mode="min", max_t=max(epochs - 1, grace_period),
-                    grace_period=grace_period, reduction_factor=reduction_factor, stop_last_trials=False)
-            self.of_trial[trial.trial_id] = cell
-            return self.cells[cell]
+        def set_search_properties(self, metric, mode, **spec) -> bool:  # fixed: val_rel_l2, min
+            return True
 
         def on_trial_add(self, tune_controller, trial):
             self._asha(trial).on_trial_add(tune_controller, trial)
+
+        def _asha(self, trial):
+            cell = self.of_trial.setdefault(trial.trial_id, trial_cell(trial.config["trial"]))
+            if cell not in self.cells:
+                self.cells[cell] = _one_cell_asha(epochs, grace_period, reduction_factor)
+            return self.cells[cell]
 
         def on_trial_result(self, tune_controller, trial, result):
             scheduler = self._asha(trial)
@@ -208,14 +219,7 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
             else:
                 action = scheduler.on_trial_result(tune_controller, trial, result)
             if demote and action == TrialScheduler.CONTINUE:
-                bracket = scheduler._trial_info[trial.trial_id]
-                demoted = _demoted(bracket, trial.trial_id) & set(scheduler._trial_info)
-                # A demoted trial is out of the cell's competition: its records at later rungs
-                # (it may be ahead in time) must not stop the trial that beat it.
-                for _, recorded in bracket._rungs:
-                    for other in demoted:
-                        recorded.pop(other, None)
-                self.demoted |= demoted
+                self.demoted |= _demote(scheduler, trial.trial_id)
             if action == TrialScheduler.STOP and tune_controller is not None:
                 save_state_after_step(tune_controller)  # a stopped trial is finished: record it now
             return action
@@ -224,13 +228,11 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
             if tune_controller is not None:
                 save_state_after_step(tune_controller)
             scheduler = self._asha(trial)
+            # A demoted trial is out of the competition: ASHA would record its last result at a
+            # rung it reached after its demotion.
             if trial.trial_id in self.demoted:
-                # Out of the competition: its last result must not be recorded at a rung it
-                # reached after its demotion (ASHA records a completing trial's result).
-                self.demoted.discard(trial.trial_id)
-                scheduler._trial_info.pop(trial.trial_id, None)
-                return
-            if trial.trial_id in scheduler._trial_info:
+                self.on_trial_remove(tune_controller, trial)
+            elif trial.trial_id in scheduler._trial_info:
                 scheduler.on_trial_complete(tune_controller, trial, result)
 
         def on_trial_remove(self, tune_controller, trial):
@@ -238,8 +240,7 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
             scheduler = self._asha(trial)
             scheduler._trial_info.pop(trial.trial_id, None)
 
-        def on_trial_error(self, tune_controller, trial):
-            self.on_trial_remove(tune_controller, trial)
+        on_trial_error = on_trial_remove  # an errored trial leaves its cell like a removed one
 
         def debug_string(self) -> str:
             return f"{'halving' if demote else 'ASHA'} per cell: {len(self.cells)} cells"
