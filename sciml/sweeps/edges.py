@@ -37,12 +37,13 @@ def edge_effect(rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Seq
     Empty when no trial ran beyond the grid. `change` is test_extended / test_grid - 1 (negative:
     the extension found a better learning rate).
     """
-    grid_rows = rows[on_grid(rows, grid_lrs)]
-    if len(grid_rows) == len(rows):
+    grid_only = on_grid(rows, grid_lrs)
+    if grid_only.all():
         return pd.DataFrame(columns=EDGE_EFFECT_COLUMNS)
-    before, after = best_by_validation(grid_rows), best_by_validation(rows)
-    extended_cells = rows[~on_grid(rows, grid_lrs)][CELL].drop_duplicates()
-    cells = cell_summary(before).merge(cell_summary(after), on=CELL, suffixes=("_grid", "_extended"))
+    before, after = best_by_validation(rows[grid_only]), best_by_validation(rows)
+    extended_cells = rows[~grid_only][CELL].drop_duplicates()
+    after_cells = cell_summary(after)
+    cells = cell_summary(before).merge(after_cells, on=CELL, suffixes=("_grid", "_extended"))
     cells = cells.merge(extended_cells, on=CELL)
     cells = cells.rename(columns={"test_rel_l2_grid": "test_grid", "test_rel_l2_extended": "test_extended"})
     cells["change"] = cells["test_extended"] / cells["test_grid"] - 1
@@ -51,8 +52,7 @@ def edge_effect(rows: pd.DataFrame, grid_lrs: Sequence[float] | Mapping[str, Seq
         suffixes=("_grid", "_extended"))
     # Scratch cells move every fine-tune's savings: show the savings on the fine-tune rows of
     # every N, whether or not that fine-tune cell itself was extended.
-    finetunes = cell_summary(after)
-    finetunes = finetunes[finetunes["recipe"] == "finetune"][CELL].merge(savings, on=_SAVINGS_KEYS)
+    finetunes = after_cells[after_cells["recipe"] == "finetune"][CELL].merge(savings, on=_SAVINGS_KEYS)
     table = cells.merge(finetunes, on=CELL, how="outer")
     for name in ("test_grid", "test_extended", "change"):
         table[name] = table[name].astype(float)
