@@ -1,11 +1,15 @@
-"""Grid/FIFO against Optuna/ASHA on a reduced laptop Q1: what the opt-in search saves and what it loses.
+"""The grid against the opt-in search on a reduced laptop Q1: what the opt-in search saves and what it loses.
 
 Runs the same downstream cells twice in one process, sharing datasets and the pre-trained
 checkpoint (made once, before either is timed):
 
-1. the paper's protocol: every grid learning rate, every trial to the end (grid, fifo);
-2. the opt-in combination: `--trials-per-cell` Optuna proposals per cell, stopped early per
-   cell by `--scheduler` (halving: ASHA with demotion; asha: plain ASHA).
+1. the paper's protocol: every grid learning rate, every seed, every trial to the end (grid, fifo);
+2. an opt-in combination. Default, the best measured: `--search grid --scheduler halving
+   --grace-period 4 --search-seeds first`: the first seed tries the grid's learning rates
+   and a per-cell ASHA with demotion stops the unpromising ones, the other seeds train once
+   at the first seed's choice (the grid too trains one learning rate for all seeds, chosen
+   by the mean over seeds). `--search optuna --trials-per-cell K --search-seeds each` is
+   the per-seed Optuna search.
 
 Prints, opt-in / grid: training steps, trial-seconds and wall seconds of each downstream
 run, and the share of cells whose opt-in test error is within 10% of the grid's median or
@@ -17,7 +21,7 @@ is of the search, on the same grid range). "Reduced": the laptop Q1 profile (SYS
 Examples::
 
     python benchmarks/sweep_efficiency.py                 # reduced laptop Q1, 3 seeds (tens of minutes)
-    python benchmarks/sweep_efficiency.py --seeds 1 --epochs 15
+    python benchmarks/sweep_efficiency.py --search optuna --trials-per-cell 2 --grace-period 2 --search-seeds each
     python benchmarks/sweep_efficiency.py --quick         # smoke sizes, for the test suite
 """
 
@@ -43,9 +47,13 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--n-values", type=int, nargs="+", default=[8, 32, 128, 512], help="downstream sizes N")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, help="downstream epochs (laptop: 30)")
-    p.add_argument("--trials-per-cell", type=int, default=2)
+    # Defaults: the best combination measured (docs/results.md, "Cheaper sweeps").
+    p.add_argument("--search", choices=("grid", "optuna"), default="grid", help="the opt-in sweep's search")
+    p.add_argument("--trials-per-cell", type=int, default=2, help="optuna: learning rates per cell")
     p.add_argument("--scheduler", choices=("asha", "halving"), default="halving")
-    p.add_argument("--grace-period", type=int, default=2)
+    p.add_argument("--search-seeds", choices=("each", "first"), default="first",
+                   help="first: only the first seed searches, the others train once at its choice")
+    p.add_argument("--grace-period", type=int, default=4)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--out", help="working directory (default: a temporary one)")
     p.add_argument("--quick", action="store_true", help="smoke sizes, one seed (< 3 minutes)")
@@ -70,9 +78,10 @@ def settings_pair(args, out: str):
             n_values=tuple(args.n_values), scratch_extra_n=(), epochs=args.epochs, seeds=args.seeds)
     base = base.with_overrides(extend_edges=0, cache=os.path.join(out, "cache"))
     grid = base.with_overrides(out=os.path.join(out, "grid"), search="grid", scheduler="fifo")
-    opt = base.with_overrides(out=os.path.join(out, f"optuna-{args.scheduler}"), search="optuna", scheduler=args.scheduler,
+    label = f"{args.search}-{args.scheduler}-g{args.grace_period}-{args.search_seeds}"
+    opt = base.with_overrides(out=os.path.join(out, label), search=args.search, scheduler=args.scheduler,
                               trials_per_cell=args.trials_per_cell, grace_period=args.grace_period,
-                              reduction_factor=args.reduction_factor)
+                              reduction_factor=args.reduction_factor, search_seeds=args.search_seeds)
     return grid, opt
 
 
@@ -96,6 +105,12 @@ def agreement(grid_best, opt_best):
                      "grid": g["test_rel_l2"], "grid_q25": g["test_q25"], "grid_q75": g["test_q75"],
                      "opt_in": error, "agrees": bool(ok)})
     return pd.DataFrame(rows)
+
+
+def describe(s) -> str:
+    search = f"optuna K={s.trials_per_cell}" if s.search == "optuna" else "grid"
+    return (f"{search}, {s.scheduler} grace {s.grace_period} rf {s.reduction_factor:g}, "
+            f"search on {'the first seed' if s.search_seeds == 'first' else 'each seed'}")
 
 
 def main(argv=None) -> int:
@@ -123,8 +138,7 @@ def main(argv=None) -> int:
     print("\n" + cells_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     cells_table.to_csv(os.path.join(out, "cells.csv"), index=False)
     print(f"\nReduced laptop Q1: N {list(grid_settings.n_values)}, {grid_settings.seeds} seed(s), "
-          f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: optuna K="
-          f"{opt_settings.trials_per_cell}, {opt_settings.scheduler} grace {opt_settings.grace_period} rf {opt_settings.reduction_factor:g}")
+          f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: {describe(opt_settings)}")
     # in-training: training seconds / trial-seconds; of-slots: / (downstream wall x concurrent trials).
     print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} "
           f"{'of-slots':>8} {'stopped':>8}")

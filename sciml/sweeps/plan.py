@@ -239,6 +239,7 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
         finished |= _finished_keys(os.path.join(runner._storage(), downstream_experiment(down_trials)))
     elif any(cell in cached_models for cell in checkpoints):
         exact = False  # part of the grid could have a half-run experiment under another name
+    down_trials = down_trials + later_seed_placeholders(runner, down_trials, checkpoints)
 
     # Optimizer steps: the training loop's own schedule for each trial's config.
     context = TrialContext(question.key, s, {label: (None,) * len(p.specs) for label, p in pretrainings.items()}
@@ -270,6 +271,18 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     return plan
 
 
+def later_seed_placeholders(runner, down_trials, checkpoints) -> list:
+    """--search-seeds first: the later seeds' trials, one per trained cell and seed. Their learning rate is
+    chosen when the first seed has run; a trial's steps do not depend on it, so the cell's first stands in."""
+    if runner.settings.search_seeds != "first":
+        return []
+    cells: dict[tuple, list[float]] = {}
+    for t in down_trials:
+        if t.recipe in ("scratch", "finetune"):
+            cells.setdefault((t.task, t.shift, t.system, t.pretrain, t.preset, t.recipe, t.n_train), [t.lr])
+    return runner.edge_trials(cells, checkpoints, runner.later_seeds())
+
+
 def edge_trials_upper_bound(settings: SweepSettings, down_trials) -> int:
     """Most trials the grid-edge rounds (extend_edges) can add: every fine-tune and scratch cell at an edge
     in every round, for every seed. A round adds one learning rate beyond the edge a cell's best sits on;
@@ -282,7 +295,7 @@ def edge_trials_upper_bound(settings: SweepSettings, down_trials) -> int:
         if t.recipe in ("finetune", "scratch"):
             cells[(t.task, t.pretrain, t.preset, t.recipe, t.n_train)] = len(s.recipe_lrs[t.recipe])
     per_cell = [(2 if n_lrs == 1 else 1) + (s.extend_edges - 1) for n_lrs in cells.values()]
-    return sum(per_cell) * s.seeds
+    return sum(per_cell) * (1 if s.search_seeds == "first" else s.seeds)  # first: only the first seed extends
 
 
 def _packed_seconds(rates, s: SweepSettings, preset: str, alone: float, steps: int, batch: int) -> float:

@@ -46,16 +46,19 @@ def trial_rows(question: str, trials: Iterable[tuple[Mapping, Mapping, str]],
     return frame.astype({"kept_start": bool, "stopped_early": bool})
 
 
-def best_by_validation(rows: pd.DataFrame, by_seed: bool = False) -> pd.DataFrame:
+def best_by_validation(rows: pd.DataFrame, by_seed: bool = False, select_seed: int | None = None) -> pd.DataFrame:
     """Per cell, the learning rate with the lowest mean validation error over seeds; its rows.
 
     `by_seed`: each seed picks its own learning rate (Optuna proposes different ones per seed).
+    `select_seed`: only that seed's validation errors choose (--search-seeds first: the other
+    seeds trained the chosen learning rate alone).
     """
     if rows.empty:
         return rows
     cell = CELL + (["seed"] if by_seed else [])
     keyed = rows.assign(_lr=rows["lr"].fillna(-1.0))
-    mean_val = keyed.groupby(cell + ["_lr"], dropna=False)["val_rel_l2"].mean().reset_index()
+    judged = keyed if select_seed is None else keyed[keyed["seed"] == select_seed]
+    mean_val = judged.groupby(cell + ["_lr"], dropna=False)["val_rel_l2"].mean().reset_index()
     best = mean_val.loc[mean_val.groupby(cell, dropna=False)["val_rel_l2"].idxmin(), cell + ["_lr"]]
     chosen = keyed.merge(best, on=cell + ["_lr"], how="inner").drop(columns="_lr")
     recipes = {"zeroshot": 0, "scratch": 1, "finetune": 2}

@@ -23,11 +23,12 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Iterable
 
 import pandas as pd
 
 from sciml.core.files import cache_key, copy_file, write_json
-from sciml.core.tables import RANDOM_INIT
+from sciml.core.tables import CELL, RANDOM_INIT
 from sciml.data.manifest import load_manifest
 from sciml.sweeps.datasets import (SweepData, TrialDatasets, largest_split_bytes, materialize_limit, prepare_datasets,
                                    slug)
@@ -77,6 +78,11 @@ class SweepRunner:
     def seeds(self) -> range:
         return range(self.settings.seed, self.settings.seed + self.settings.seeds)
 
+    def searching_seeds(self) -> range:
+        """The seeds whose cells search the learning rate (every seed, or the first: --search-seeds)."""
+        return range(self.settings.seed, self.settings.seed + 1) if self.settings.search_seeds == "first" \
+            else self.seeds()
+
     def pretraining_trials(self) -> list[TrialSpec]:
         labels = {p.label: p for t in self.question.tasks for p in t.pretrainings}
         return [TrialSpec(recipe="pretrain", preset=preset, seed=self.settings.seed, pretrain=label, lr=lr)
@@ -103,6 +109,7 @@ class SweepRunner:
                     for p in task.pretrainings:
                         trials.append(TrialSpec("zeroshot", preset, seed, p.label, checkpoint=checkpoints[p.label, preset],
                                                 **common))
+                for seed in self.searching_seeds():
                     for n in s.n_values + s.scratch_extra_n:
                         for lr in self.lrs("scratch", preset, seed, RANDOM_INIT, n, common):
                             trials.append(TrialSpec("scratch", preset, seed, RANDOM_INIT, n_train=n, lr=lr, **common))
@@ -198,12 +205,17 @@ class SweepRunner:
         root = os.environ.get("SCIML_STORAGE")
         return os.path.join(root, "ray", os.path.basename(self.out)) if root else os.path.join(self.out, "ray")
 
-    def edge_trials(self, plan: dict[tuple, list[float]], checkpoints: dict[tuple[str, str], str]) -> list[TrialSpec]:
-        """The trials of one edge-extension round: every planned lr of a cell, for every seed."""
+    def later_seeds(self) -> list[int]:
+        return [seed for seed in self.seeds() if seed not in self.searching_seeds()]
+
+    def edge_trials(self, plan: dict[tuple, list[float]], checkpoints: dict[tuple[str, str], str],
+                    seeds: Iterable[int] | None = None) -> list[TrialSpec]:
+        """Trials of the cells in `plan` (CELL values -> learning rates): every lr, for every seed in `seeds`
+        (default: the searching seeds). An edge-extension round, or the later seeds of --search-seeds first."""
         trials = []
         for (task, shift, system, pretrain, preset, recipe, n_train), lrs in plan.items():
             checkpoint = checkpoints.get((pretrain, preset)) if recipe == "finetune" else None
-            for seed in self.seeds():
+            for seed in self.searching_seeds() if seeds is None else seeds:
                 for lr in lrs:
                     trials.append(TrialSpec(recipe, preset, seed, pretrain, task=task, shift=shift, system=system,
                                             n_train=int(n_train), lr=float(lr), checkpoint=checkpoint))
@@ -393,6 +405,10 @@ class SweepRunner:
             failed += more_failed
             trials = trials + extra
             rows = pd.concat([rows, trial_rows(self.question.key, more, n_params)], ignore_index=True)
+        if self.settings.search_seeds == "first" and self.settings.seeds > 1:
+            extra, more_failed, rows = self._later_seeds(data, rows, checkpoints, cluster, n_params)
+            failed += more_failed
+            trials = trials + extra
         self.stage_wall = time.perf_counter() - started
         # Each pre-trained zero-shot point was evaluated once; every seed shares it.
         if self.settings.seeds > 1:
@@ -403,11 +419,25 @@ class SweepRunner:
             _log(f"{len(failed)} of {len(trials)} downstream trials failed; their cells are missing")
         return rows
 
+    def _later_seeds(self, data, rows, checkpoints, cluster, n_params):
+        """The seeds after the first, each cell once at the learning rate the first seed chose by validation."""
+        chosen = {tuple(row[k] for k in CELL): float(row["lr"])
+                  for _, row in best_by_validation(rows).iterrows() if row["recipe"] in ("scratch", "finetune")}
+        extra = self.edge_trials({cell: [lr] for cell, lr in chosen.items()}, checkpoints, self.later_seeds())
+        _log(f"later seeds: {len(chosen)} cells at the learning rate seed {self.settings.seed} chose, "
+             f"{len(extra)} trials")
+        name = f"seeds-{cache_key([asdict(t) for t in extra], 8)}"
+        more, failed = self._tune(name, extra, self._context(data, extra, name), cluster)
+        return extra, failed, pd.concat([rows, trial_rows(self.question.key, more, n_params)], ignore_index=True)
+
     def _finish(self, rows: pd.DataFrame) -> SweepOutcome:
         from sciml.sweeps.report import write_outputs
 
         s = self.settings
-        best = mark_edges(best_by_validation(rows, by_seed=s.search == "optuna"), rows, s.recipe_lrs, s.search)
+        # Optuna proposes other learning rates on every seed: each seed its own best, unless only the first searched.
+        per_seed = s.search == "optuna" and s.search_seeds == "each"
+        best = mark_edges(best_by_validation(rows, by_seed=per_seed, select_seed=s.seed if s.search_seeds == "first"
+                                             else None), rows, s.recipe_lrs, s.search)
         savings = data_savings(best)
         budget = replace(Budget.from_trials(rows, s.recipe_lrs), stage_wall_seconds=self.stage_wall, slots=self.slots)
         edges = edge_effect(rows, s.recipe_lrs) if s.search == "grid" else None

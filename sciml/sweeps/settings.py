@@ -11,6 +11,9 @@ from sciml.physics import SYSTEMS
 
 SEARCHES = ("grid", "optuna")  # how a cell's learning rates are chosen (sciml/sweeps/search.py)
 SCHEDULERS = ("fifo", "asha", "halving")  # whether Tune stops a cell's unpromising trials early
+# Which seeds search the learning rate: each seed (its own trials), or the first seed only,
+# the others then training once at the first seed's choice (sciml/sweeps/search.py).
+SEARCH_SEEDS = ("each", "first")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class SweepSettings:
     grace_period: int = 2  # asha: validations before a trial can be stopped
     reduction_factor: float = 3.0  # asha: keep the best 1/reduction_factor at each rung
     extend_edges: int = 0  # grid: rounds that add the next lr beyond a cell's best-at-the-edge lr
+    search_seeds: str = "each"  # each | first: only the first seed searches; the others train at its choice
 
     def __post_init__(self) -> None:
         from sciml.training.config import ModelConfig
@@ -114,6 +118,7 @@ class SweepSettings:
         check_int("grace_period", self.grace_period, 1)
         check_number("reduction_factor", self.reduction_factor, 1, low_open=True)
         check_int("extend_edges", self.extend_edges, 0)
+        check_choice("search_seeds", self.search_seeds, SEARCH_SEEDS)
         if self.scheduler != "fifo" and self.workers_per_trial > 0:
             # Measured with Ray 2.60 (smoke, 2 CPUs): after ASHA stops a DDP trial, the next trials
             # start but never report (TorchTrainer.fit under a stopped Tune trial does not release
@@ -135,7 +140,10 @@ class SweepSettings:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        if not values["pretrained"]:  # keeps the keys (and resumability) of sweeps started before the field
+        # Keeps the keys (and resumability) of sweeps started before these fields.
+        if not values["pretrained"]:
             del values["pretrained"]
+        if values["search_seeds"] == "each":
+            del values["search_seeds"]
         return values
 

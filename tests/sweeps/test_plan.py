@@ -199,3 +199,16 @@ def test_grid_edge_trials_are_an_explicit_upper_bound(empty_cwd, capsys, args, b
     assert main("q1", ["--profile", "smoke", "--plan", *args]) == 0
     text = capsys.readouterr().out
     assert (f"up to {bound} more downstream trials if every cell sits at an edge" in text) == (bound > 0)
+
+
+def test_search_seeds_first_plans_the_search_on_one_seed_and_one_trial_per_later_seed(empty_cwd, capsys):
+    # 10 trained cells (both tasks), 2 lrs, 3 seeds: the first seed trains both lrs (20 trials),
+    # seeds 2 and 3 one each (20); zero-shot is evaluated per seed as before. Edges: the first seed only.
+    plan = _json_plan(capsys, "--lrs", "1e-3 3e-3", "--seeds", "3", "--search-seeds", "first", "--extend-edges", "1")
+    each = _json_plan(capsys, "--lrs", "1e-3 3e-3", "--seeds", "3", "--extend-edges", "1")
+    assert plan["trials_enumerated"]["downstream"] == 10 * 2 + 10 * 2
+    assert each["trials_enumerated"]["downstream"] == 10 * 2 * 3
+    assert plan["trials_enumerated"]["zero-shot"] == each["trials_enumerated"]["zero-shot"]
+    assert plan["edge_trials_upper_bound"] == 10 and each["edge_trials_upper_bound"] == 10 * 3
+    # A trial's steps do not depend on its learning rate: 2 lrs x 18 + 2 later seeds x 18 per task, not 6 x 18.
+    assert plan["optimizer_steps"]["total"] - 2 * 16 == 2 * (2 * 18 + 2 * 18)

@@ -73,6 +73,18 @@ def test_learning_rate_choice_uses_the_mean_over_seeds():
     assert set(best["lr"]) == {1e-2} and len(best) == 2
 
 
+def test_select_seed_chooses_on_that_seed_alone_and_keeps_every_seeds_row():
+    # --search-seeds first: seed 0 tried both lrs, seed 1 only seed 0's choice (1e-3), which is worse for it.
+    trials = [(_spec("scratch", 8, 1e-3, 0), {"val_rel_l2": 0.1, "test_rel_l2": 0.1}, "a0"),
+              (_spec("scratch", 8, 1e-2, 0), {"val_rel_l2": 0.3, "test_rel_l2": 0.3}, "b0"),
+              (_spec("scratch", 8, 1e-3, 1), {"val_rel_l2": 0.6, "test_rel_l2": 0.6}, "a1")]
+    rows = trial_rows("q1", trials, {"64K": 1})
+    best = best_by_validation(rows, select_seed=0)
+    assert list(best["trial_id"]) == ["a0", "a1"]
+    # The mean over seeds would have picked 1e-2 (0.3 < 0.35) and lost seed 1's row.
+    assert list(best_by_validation(rows)["trial_id"]) == ["b0"]
+
+
 def test_data_savings_ratio():
     trials = []
     for n, err in [(8, 0.5), (64, 0.1), (512, 0.02)]:
