@@ -137,7 +137,21 @@ def _settings_line(settings: SweepSettings) -> str:
             + f", {settings.epochs} epochs, {settings.loss} loss"
             + (f" (at least {settings.min_steps} steps)" if settings.min_steps else "")
             + f", {settings.seeds} seed(s). Each cell reports the test error of its best learning rate by validation"
-            + (": median [first, third quartile] over seeds." if settings.seeds > 1 else "."))
+            + (": median [first, third quartile] over seeds." if settings.seeds > 1 else ".")
+            + f" {_search_line(settings)}")
+
+
+def _search_line(s: SweepSettings) -> str:
+    """How the learning rates were chosen and trials stopped (sciml/sweeps/search.py)."""
+    search = (f"Optuna (TPE), {s.trials_per_cell} learning rates per cell" if s.search == "optuna"
+              else "the full grid")
+    stop = {"fifo": "every trial ran to the end", "asha": f"ASHA stopped trials early (grace {s.grace_period}, "
+            f"factor {s.reduction_factor:g})", "halving": f"ASHA with demotion stopped trials early (grace "
+            f"{s.grace_period}, factor {s.reduction_factor:g})"}[s.scheduler]
+    if s.seeds > 1 and s.search_seeds == "first":
+        return (f"Search: {search} on seed {s.seed} only, where {stop}; the other seeds trained once, at the "
+                f"learning rate seed {s.seed} chose.")
+    return f"Search: {search}; {stop}."
 
 
 def _tables(best: pd.DataFrame, savings: pd.DataFrame, all_trials: pd.DataFrame):

@@ -427,7 +427,10 @@ class SweepRunner:
         _log(f"later seeds: {len(chosen)} cells at the learning rate seed {self.settings.seed} chose, "
              f"{len(extra)} trials")
         name = f"seeds-{cache_key([asdict(t) for t in extra], 8)}"
-        more, failed = self._tune(name, extra, self._context(data, extra, name), cluster)
+        context = self._context(data, extra, name)
+        # One trial per cell: nothing for a scheduler to stop, so no per-validation reports or tests either.
+        context.settings = replace(self.settings, scheduler="fifo")
+        more, failed = self._tune(name, extra, context, cluster)
         return extra, failed, pd.concat([rows, trial_rows(self.question.key, more, n_params)], ignore_index=True)
 
     def _finish(self, rows: pd.DataFrame) -> SweepOutcome:

@@ -78,25 +78,32 @@ def test_grid_edges_are_extended_for_exactly_the_flagged_cells(work):
     assert (edge["lr_at_edge"] == edge["lr"].isin([1e-3, 9e-3])).all()
 
 
-def test_search_seeds_first_trains_the_later_seeds_once_at_the_first_seeds_choice(work):
+def test_search_seeds_first_with_halving_as_the_readme_runs_it(work):
+    """The README's flags (--seeds 3 --scheduler halving --grace-period 4 --search-seeds first) at smoke sizes:
+    the first seed searches with early stopping, the later seeds train once at its choice."""
     work, env = work
-    stdout = _sweep(work, env, "first", "--seeds", "2", "--search-seeds", "first", "--lrs", "1e-3 1e-2",
-                    "--n-values", "4", "--epochs", "2", "--no-tracking")
+    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "halving", "--grace-period", "4",
+                    "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "6",
+                    "--no-tracking")
     out = work / "first"
     trials = pd.read_csv(out / "all_trials.csv")
     trained = trials[trials["recipe"] != "zeroshot"]
-    first, later = trained[trained["seed"] == 0], trained[trained["seed"] == 1]
+    first, later = trained[trained["seed"] == 0], trained[trained["seed"] > 0]
     cells = ["recipe", "n_train"]
     n_cells = first.groupby(cells).ngroups  # fine-tune N=4; scratch N=4 and the profile's extra N=16
     assert n_cells == 3 and (first.groupby(cells)["lr"].apply(sorted) == pd.Series([[1e-3, 1e-2]] * 3).values).all()
-    assert (later.groupby(cells).size() == 1).all() and len(later) == n_cells
-    # The later seed trains exactly the learning rate with the first seed's lowest validation error.
+    assert (later.groupby(cells + ["seed"]).size() == 1).all() and len(later) == 2 * n_cells
+    assert (first["scheduler"] == "halving").all() and (later["scheduler"] == "fifo").all()
+    assert not later["stopped_early"].any()
+    # The later seeds train exactly the learning rate with the first seed's lowest validation error.
     chosen = first.loc[first.groupby(cells)["val_rel_l2"].idxmin()].set_index(cells)["lr"]
     assert (later.set_index(cells)["lr"] == chosen.loc[later.set_index(cells).index]).all()
     results = pd.read_csv(out / "results.csv")
     best = results[results["recipe"] != "zeroshot"]
-    assert (best.groupby(cells)["seed"].apply(sorted) == pd.Series([[0, 1]] * len(chosen)).values).all()
+    assert (best.groupby(cells)["seed"].apply(sorted) == pd.Series([[0, 1, 2]] * len(chosen)).values).all()
     assert (best.set_index(cells)["lr"] == chosen.loc[best.set_index(cells).index]).all()
-    assert "later seeds: 3 cells at the learning rate seed 0 chose, 3 trials" in stdout
+    assert "later seeds: 3 cells at the learning rate seed 0 chose, 6 trials" in stdout
+    assert "Search: the full grid on seed 0 only, where ASHA with demotion" in (out / "report.md").read_text()
     budget = json.loads((out / "budget.json").read_text())
-    assert budget["grid_trials"] - (len(trials) - len(trained)) == 2 * n_cells * 2  # 2 lrs x cells x 2 seeds
+    assert budget["grid_trials"] - (len(trials) - len(trained)) == 2 * n_cells * 3  # 2 lrs x cells x 3 seeds
+    assert budget["steps"] == int(trials["steps"].sum()) < budget["grid_steps"]
