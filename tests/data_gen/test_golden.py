@@ -14,6 +14,12 @@ without starting Ray) so that any later change to the data bytes, the normalizat
 statistics or the content hash fails here. The digests hash decoded numpy arrays, not
 the Parquet files, so a pyarrow upgrade that re-encodes the same values does not trip it.
 A change that means to alter the data must bump GENERATOR_VERSION and re-record these.
+
+SYS-2's decoded values depend on the CPU's numeric path (numpy and OpenBLAS pick their SIMD
+kernels at run time): 8561a58 itself, run with the command above on an AMD EPYC machine
+(2026-12-02), gives another digest than on the machine the constants were first recorded
+on; content hash, rejections and normalization statistics are the same. Each digest in
+SYS-2's set is what 8561a58 produced on one of those machines, bit for bit.
 """
 
 import hashlib
@@ -34,14 +40,16 @@ from sciml.physics import SystemSpec
 SPLITS_IN_ORDER = ("train", "val", "test")  # spelled out: the digest must not follow a reordered layout constant
 SIZES = {"n_train": 24, "n_val": 8, "n_test": 8, "resolution": 32, "seed": 7, "shard_size": 10}
 
-# system -> (request content hash, decoded-columns digest, normalization digest, rejections per split)
+# system -> (request content hash, decoded-columns digest (or the set 8561a58 gives on different CPUs),
+#            normalization digest, rejections per split)
 GOLDEN = {
     "SYS-1(1,5)": ("1d1de15bb8944ccce37070679a3ffafabf2b48e611a6de3fc36ab6499c170111",
                   "8b1c73d5b166f6fbbf7c2dcec89e982fc2c5278d5cb043d288cbadaf2c80507c",
                   "6e36bdf533fe7ce20a134bc5a30452ba7c11e1faf599d96aa27d455f2b31e592",
                   {"train": 0, "val": 0, "test": 0}),
     "SYS-2(0.2,1)": ("c59f84631b8388c859a9e54fd180a4d8beb6ef94b2c4b6e4eabf6c74a9f43251",
-                    "c9b04a881b405a5235dbe1bf90f53d017483e14e989c835d8a695ef68d3c1981",
+                    {"c9b04a881b405a5235dbe1bf90f53d017483e14e989c835d8a695ef68d3c1981",  # first machine
+                     "6c236f8c971336a270a223d3c2947f99cc5e16700cbc31c4cdc72da4adda3531"},  # AMD EPYC
                     "380befab3ac299ac32db2635dc0297f8b6c8b7b2547b729bcc8ecf297a9d45f9",
                     {"train": 0, "val": 0, "test": 0}),
     "SYS-3(1,10)": ("9837e84ea7d7ca8625147e041444987a0aca8de759c6f23efc34f355735878d2",
@@ -95,7 +103,7 @@ def test_tiny_dataset_matches_the_values_recorded_before_the_architecture_pass(s
     assert manifest["content_hash"] == content_hash
     assert manifest["rejections"] == rejections
     assert normalization_digest(manifest) == norm
-    assert decoded_digest(tmp_path) == decoded
+    assert decoded_digest(tmp_path) in ({decoded} if isinstance(decoded, str) else decoded)
 
 
 def test_the_digest_sees_a_single_changed_value(tmp_path):
