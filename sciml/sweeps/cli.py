@@ -137,10 +137,9 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
             # --gpus-per-worker is one share for every preset: it overrides the profile's map.
             gpu_share=args.gpu_share if args.gpu_share is not None else (() if args.gpus_per_worker is not None
                                                                          else None),
-            pretrained=tuple(args.pretrained) if args.pretrained else None,
-            search=args.search, trials_per_cell=args.trials_per_cell, scheduler=args.scheduler,
-            grace_period=args.grace_period, reduction_factor=args.reduction_factor, extend_edges=args.extend_edges,
-            search_seeds=args.search_seeds)
+            pretrained=tuple(args.pretrained) if args.pretrained else None, search=args.search,
+            trials_per_cell=args.trials_per_cell, scheduler=args.scheduler, grace_period=args.grace_period,
+            reduction_factor=args.reduction_factor, extend_edges=args.extend_edges, search_seeds=args.search_seeds)
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)

@@ -198,8 +198,7 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     from sciml.sweeps.trials import TrialContext, trial_config
     from sciml.training.loop import EpochSchedule
 
-    rates = rates or load_rates()
-    s = settings
+    rates, s = rates or load_rates(), settings
     runner = SweepRunner(question, s, tracking=False)
     # --pretrained: registered models replace these pre-trainings (their trials, steps and data).
     registered, unresolved = planned_cells(question, s)
