@@ -107,17 +107,12 @@ def agreement(grid_best, opt_best):
     return pd.DataFrame(rows)
 
 
-def describe(s) -> str:
-    search = f"optuna K={s.trials_per_cell}" if s.search == "optuna" else "grid"
-    return (f"{search}, {s.scheduler} grace {s.grace_period} rf {s.reduction_factor:g}, "
-            f"search on {'the first seed' if s.search_seeds == 'first' else 'each seed'}")
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     from sciml.ray_env import ensure_ray
     from sciml.sweeps.datasets import prepare_datasets
     from sciml.sweeps.questions import QUESTIONS
+    from sciml.sweeps.report import search_line
     from sciml.sweeps.runner import SweepRunner
 
     out = args.out or tempfile.mkdtemp(prefix="sweep-efficiency-")
@@ -138,7 +133,8 @@ def main(argv=None) -> int:
     print("\n" + cells_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     cells_table.to_csv(os.path.join(out, "cells.csv"), index=False)
     print(f"\nReduced laptop Q1: N {list(grid_settings.n_values)}, {grid_settings.seeds} seed(s), "
-          f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: {describe(opt_settings)}")
+          f"{grid_settings.epochs} epochs, grid lrs {list(grid_settings.lrs)}; opt-in: "
+          f"{search_line(opt_settings)}")
     # in-training: training seconds / trial-seconds; of-slots: / (downstream wall x concurrent trials).
     print(f"{'run':<12} {'trials':>7} {'steps':>9} {'trial-s':>9} {'wall-s':>8} {'in-training':>11} "
           f"{'of-slots':>8} {'stopped':>8}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sciml.core.layout import COEFF_COLUMNS, FIELD_COLUMNS, SPLITS
+from sciml.core.tables import CELL
 from sciml.sweeps.questions import Question
 from sciml.sweeps.settings import SweepSettings
 
@@ -278,7 +279,7 @@ def later_seed_placeholders(runner, down_trials, checkpoints) -> list:
     cells: dict[tuple, list[float]] = {}
     for t in down_trials:
         if t.recipe in ("scratch", "finetune"):
-            cells.setdefault((t.task, t.shift, t.system, t.pretrain, t.preset, t.recipe, t.n_train), [t.lr])
+            cells.setdefault(tuple(getattr(t, name) for name in CELL), [t.lr])
     return runner.edge_trials(cells, checkpoints, runner.later_seeds())
 
 

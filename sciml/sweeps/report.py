@@ -138,10 +138,10 @@ def _settings_line(settings: SweepSettings) -> str:
             + (f" (at least {settings.min_steps} steps)" if settings.min_steps else "")
             + f", {settings.seeds} seed(s). Each cell reports the test error of its best learning rate by validation"
             + (": median [first, third quartile] over seeds." if settings.seeds > 1 else ".")
-            + f" {_search_line(settings)}")
+            + f" {search_line(settings)}")
 
 
-def _search_line(s: SweepSettings) -> str:
+def search_line(s: SweepSettings) -> str:
     """How the learning rates were chosen and trials stopped (sciml/sweeps/search.py)."""
     search = (f"Optuna (TPE), {s.trials_per_cell} learning rates per cell" if s.search == "optuna"
               else "the full grid")

@@ -422,7 +422,8 @@ class SweepRunner:
     def _later_seeds(self, data, rows, checkpoints, cluster, n_params):
         """The seeds after the first, each cell once at the learning rate the first seed chose by validation."""
         chosen = {tuple(row[k] for k in CELL): float(row["lr"])
-                  for _, row in best_by_validation(rows).iterrows() if row["recipe"] in ("scratch", "finetune")}
+                  for _, row in best_by_validation(rows, select_seed=self.settings.seed).iterrows()
+                  if row["recipe"] in ("scratch", "finetune")}
         extra = self.edge_trials({cell: [lr] for cell, lr in chosen.items()}, checkpoints, self.later_seeds())
         _log(f"later seeds: {len(chosen)} cells at the learning rate seed {self.settings.seed} chose, "
              f"{len(extra)} trials")
