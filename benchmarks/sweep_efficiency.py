@@ -4,12 +4,13 @@ Runs the same downstream cells twice in one process, sharing datasets and the pr
 checkpoint (made once, before either is timed):
 
 1. the paper's protocol: every grid learning rate, every seed, every trial to the end (grid, fifo);
-2. an opt-in combination. Default, the best measured: `--search grid --scheduler halving
-   --grace-period 4 --search-seeds first`: the first seed tries the grid's learning rates
-   and a per-cell ASHA with demotion stops the unpromising ones, the other seeds train once
-   at the first seed's choice (the grid too trains one learning rate for all seeds, chosen
-   by the mean over seeds). `--search optuna --trials-per-cell K --search-seeds each` is
-   the per-seed Optuna search.
+2. an opt-in combination. Default, the best measured: `--search grid --scheduler race
+   --grace-period 4 --search-seeds first`: on the first seed, one trial per cell races the
+   grid's learning rates in lockstep and keeps the best third at each rung; the other seeds
+   train once at the first seed's choice (the grid too trains one learning rate for all
+   seeds, chosen by the mean over seeds). `--scheduler halving` is Tune's per-cell ASHA
+   with demotion over separate trials; `--search optuna --trials-per-cell K --search-seeds
+   each` is the per-seed Optuna search.
 
 Prints, opt-in / grid: training steps, trial-seconds and wall seconds of each downstream
 run, and the share of cells whose opt-in test error is within 10% of the grid's median or
@@ -50,7 +51,7 @@ def parse(argv=None) -> argparse.Namespace:
     # Defaults: the best combination measured (docs/results.md, "Cheaper sweeps").
     p.add_argument("--search", choices=("grid", "optuna"), default="grid", help="the opt-in sweep's search")
     p.add_argument("--trials-per-cell", type=int, default=2, help="optuna: learning rates per cell")
-    p.add_argument("--scheduler", choices=("asha", "halving"), default="halving")
+    p.add_argument("--scheduler", choices=("asha", "halving", "race"), default="race")
     p.add_argument("--search-seeds", choices=("each", "first"), default="first",
                    help="first: only the first seed searches, the others train once at its choice")
     p.add_argument("--grace-period", type=int, default=4)

@@ -92,9 +92,12 @@ def parser(question: Question) -> argparse.ArgumentParser:
     search.add_argument("--trials-per-cell", type=int, help="optuna: learning rates per cell (default 3)")
     search.add_argument("--scheduler", choices=SCHEDULERS, help="fifo: every trial runs to the end; asha: per "
                         "cell, ASHA stops unpromising trials on val_rel_l2; halving: ASHA, and a trial that "
-                        "later trials of its cell push out of a rung's top 1/factor stops too")
-    search.add_argument("--grace-period", type=int, help="asha: validations before a trial may be stopped (2)")
-    search.add_argument("--reduction-factor", type=float, help="asha: keep the best 1/factor at each rung (3)")
+                        "later trials of its cell push out of a rung's top 1/factor stops too; race: one trial "
+                        "per cell trains its lrs in lockstep and keeps the best 1/factor at each rung")
+    search.add_argument("--grace-period", type=int, help="asha, halving, race: validations before a learning "
+                        "rate may be stopped (2)")
+    search.add_argument("--reduction-factor", type=float, help="asha, halving, race: keep the best 1/factor at "
+                        "each rung (3)")
     search.add_argument("--extend-edges", type=int, help="grid: rounds adding the next lr beyond a cell's best lr "
                         "when it is the smallest or largest tried (laptop, paper: 1; smoke: 0)")
     search.add_argument("--search-seeds", choices=SEARCH_SEEDS, help="with --seeds k: each (default): every seed "

@@ -196,8 +196,7 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     from sciml.sweeps.datasets import dataset_requests
     from sciml.sweeps.pretrained import planned_cells, replaced_labels
     from sciml.sweeps.runner import SweepRunner, downstream_experiment, pretrain_experiment, pretrained_folder
-    from sciml.sweeps.trials import TrialContext, trial_config
-    from sciml.training.loop import EpochSchedule
+    from sciml.sweeps.trials import TrialContext
 
     rates, s = rates or load_rates(), settings
     runner = SweepRunner(question, s, tracking=False)
@@ -244,31 +243,41 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     # Optimizer steps: the training loop's own schedule for each trial's config.
     context = TrialContext(question.key, s, {label: (None,) * len(p.specs) for label, p in pretrainings.items()}
                            | {t.name: (None,) for t in question.tasks}, {}, "", "", None, "", None)
-    world = max(s.workers_per_trial, 1)
-    trials: list[TrialCost] = []
-    for t in missing + down_trials:
-        if t.key in finished:
-            continue
-        # run_trial makes the random-init zero-shot model file itself.
-        cfg = trial_config(t, s, t.checkpoint or ("<random init>" if t.recipe == "zeroshot" else None))
-        rows = context.dataset_keys(t).get("train", (None, None, 0))[2]
-        schedule = EpochSchedule.plan(cfg, math.ceil(rows / world), world)
-        validations = (schedule.epochs // schedule.eval_every + (schedule.epochs % schedule.eval_every > 0) + 1
-                       if cfg.trains else 1)
-        eval_examples = validations * s.n_val + s.n_test
-        seconds = {}
-        for device in ("cpu", GPU_DEVICE):
-            step_s, forward_s, _ = step_time(rates, t.preset, s.resolution, device, schedule.batch_size)
-            overhead = rates["assumptions"]["trial_overhead_s"][device]
-            seconds[device] = schedule.total_steps * step_s + eval_examples * forward_s / world + overhead
-        trials.append(TrialCost(_stage(t.recipe), t.key, t.preset, schedule.total_steps,
-                                schedule.total_steps * schedule.batch_size * world, eval_examples, seconds))
+    trials = [trial_cost(t, s, context, rates) for t in missing + down_trials if t.key not in finished]
     plan = _summarise(question, s, rates, datasets, pre_trials, cached_models, down_trials, finished, exact,
                       trials, gpus, cpus)
     plan["pretrained_registered"] = sorted(f"{a} {b}" for a, b in registered)
     plan["pretrained_unresolved"] = unresolved  # their cell needs the registry: still counted as pre-trained
     plan["edge_trials_upper_bound"] = edge_trials_upper_bound(s, down_trials)
     return plan
+
+
+def trial_cost(t, s: SweepSettings, context, rates: dict[str, Any]) -> TrialCost:
+    """One trial's optimizer steps, examples and seconds, from the training loop's own schedule.
+
+    A race (`--scheduler race`) is exact too: its candidates stop at known rungs
+    (RaceConfig.validations_run), whatever their errors."""
+    from sciml.sweeps.trials import race_config, trial_config
+    from sciml.training.loop import EpochSchedule
+
+    world = max(s.workers_per_trial, 1)
+    # run_trial makes the random-init zero-shot model file itself.
+    cfg = trial_config(t, s, t.checkpoint or ("<random init>" if t.recipe == "zeroshot" else None))
+    rows = context.dataset_keys(t).get("train", (None, None, 0))[2]
+    schedule = EpochSchedule.plan(cfg, math.ceil(rows / world), world)
+    validations = sum(schedule.validates(e) for e in range(1, schedule.epochs + 1))
+    race = race_config(t, s)
+    reached = race.validations_run(validations) if race else [validations]
+    steps = sum(min(v * schedule.eval_every, schedule.epochs) for v in reached) * schedule.steps_per_epoch
+    # Every run also validates its starting weights and tests its best ones.
+    eval_examples = sum(v + 1 for v in reached) * s.n_val + len(reached) * s.n_test
+    seconds = {}
+    for device in ("cpu", GPU_DEVICE):
+        step_s, forward_s, _ = step_time(rates, t.preset, s.resolution, device, schedule.batch_size)
+        overhead = rates["assumptions"]["trial_overhead_s"][device]
+        seconds[device] = steps * step_s + eval_examples * forward_s / world + overhead
+    return TrialCost(_stage(t.recipe), t.key, t.preset, steps, steps * schedule.batch_size * world, eval_examples,
+                     seconds)
 
 
 def later_seed_placeholders(runner, down_trials, checkpoints) -> list:
@@ -279,7 +288,7 @@ def later_seed_placeholders(runner, down_trials, checkpoints) -> list:
     cells: dict[tuple, list[float]] = {}
     for t in down_trials:
         if t.recipe in ("scratch", "finetune"):
-            cells.setdefault(tuple(getattr(t, name) for name in CELL), [t.lr])
+            cells.setdefault(tuple(getattr(t, name) for name in CELL), [t.lr if t.lr is not None else t.lrs[0]])
     return runner.edge_trials(cells, checkpoints, runner.later_seeds())
 
 

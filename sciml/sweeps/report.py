@@ -147,7 +147,8 @@ def search_line(s: SweepSettings) -> str:
               else "the full grid")
     stop = {"fifo": "every trial ran to the end", "asha": f"ASHA stopped trials early (grace {s.grace_period}, "
             f"factor {s.reduction_factor:g})", "halving": f"ASHA with demotion stopped trials early (grace "
-            f"{s.grace_period}, factor {s.reduction_factor:g})"}[s.scheduler]
+            f"{s.grace_period}, factor {s.reduction_factor:g})", "race": f"each cell's learning rates raced in one "
+            f"trial, the best 1/{s.reduction_factor:g} going on at each rung (grace {s.grace_period})"}[s.scheduler]
     if s.seeds > 1 and s.search_seeds == "first":
         return (f"Search: {search} on seed {s.seed} only, where {stop}; the other seeds trained once, at the "
                 f"learning rate seed {s.seed} chose.")

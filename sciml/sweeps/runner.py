@@ -6,7 +6,8 @@
 3. one Tune grid over the downstream cells: learning rate x N x recipe x preset x task
    (x seed), each trial a Ray Train run; zero-shot cells are evaluated once per task;
    (`--search optuna`: per-cell learning rates proposed by a seeded Optuna study instead of
-   the grid's; `--scheduler asha`: one ASHA per cell stops unpromising trials early);
+   the grid's; `--scheduler asha`: one ASHA per cell stops unpromising trials early;
+   `--scheduler race`: one trial per cell races its learning rates, sciml/training/race.py);
 4. grid edges: cells whose best learning rate is the smallest or largest tried get the next
    value beyond that edge, in another Tune run, up to `extend_edges` rounds (grid search only);
 5. best learning rate per cell by validation, its test error, grid-edge flags, data savings,
@@ -37,9 +38,10 @@ from sciml.sweeps.budget import Budget
 from sciml.sweeps.results import best_by_validation, data_savings, trial_rows
 from sciml.sweeps.edges import edge_effect
 from sciml.sweeps.search import edge_extensions, mark_edges, optuna_lrs, trial_cell
-from sciml.sweeps.settings import SweepSettings
-from sciml.sweeps.trials import (TrialContext, TrialSpec, default_concurrency, require_trial_fit, run_trial,
-                                 tune_resources)
+from sciml.sweeps.settings import STOPPING_SCHEDULERS, SweepSettings
+from sciml.sweeps.trials import (FINAL_METRICS, TrialContext, TrialSpec, default_concurrency, require_trial_fit,
+                                 run_trial, tune_resources)
+from sciml.training.config import RACE_KEY
 from sciml.sweeps.tune_state import repair as repair_tune_state
 from sciml.sweeps.tune_state import STATE_SAVE_PERIOD_S, fifo_saving_on_completion, state_backup_callback
 
@@ -121,7 +123,7 @@ class SweepRunner:
         # Zero-shot evaluations are identical across seeds only for pre-trained models.
         unique = {t.key: t for t in trials if not (t.recipe == "zeroshot" and t.pretrain != RANDOM_INIT
                                                     and t.seed != s.seed)}
-        return list(unique.values())
+        return races(list(unique.values())) if s.scheduler == "race" else list(unique.values())
 
     # -- stages -------------------------------------------------------------------------
     def run(self) -> SweepOutcome:
@@ -241,7 +243,7 @@ class SweepRunner:
         else:
             _log(f"{name}: {len(trials)} trials, up to {concurrency} at a time ({s.search} search, {scheduler})")
             schedule = {"scheduler": fifo_saving_on_completion()}
-            if scheduler != "fifo":
+            if scheduler in STOPPING_SCHEDULERS:
                 from sciml.sweeps.search import cell_asha
 
                 schedule["scheduler"] = cell_asha(s.epochs, s.grace_period, s.reduction_factor,
@@ -251,7 +253,8 @@ class SweepRunner:
                 param_space={"trial": tune.grid_search([asdict(t) for t in trials])},
                 # A trial a scheduler stops mid-run leaves its training thread running in its actor, and
                 # reusing that actor fails ("reset_config() ... must return True"): fresh actors then.
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=scheduler == "fifo",
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrency,
+                                            reuse_actors=scheduler not in STOPPING_SCHEDULERS,
                                             trial_name_creator=_trial_key, trial_dirname_creator=_trial_key,
                                             **schedule),
                 run_config=tune.RunConfig(name=name, storage_path=context.storage_path, verbose=0,
@@ -266,10 +269,14 @@ class SweepRunner:
             metrics = _final_metrics(result.metrics, result.error)
             if metrics is None:
                 failed.append((TrialSpec(**spec).key, result.error))
+            elif RACE_KEY in metrics:
+                metrics.update(search=s.search, scheduler=scheduler)
+                finished += race_results(spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key))
             else:
                 metrics.update(search=s.search, scheduler=scheduler)
                 finished.append((spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key)))
-        self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early")])
+        # A race's stopped learning rates ended their MLflow runs themselves; Tune's stopped trials did not.
+        self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early") and scheduler != "race"])
         self._close_orphans(name)  # after the stopped ones are closed as such
         for key, error in failed:
             _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")
@@ -469,6 +476,30 @@ class SweepRunner:
             by_n.setdefault(int(row.n_train), {})[key] = float(row.test_rel_l2)
         for n, metrics in sorted(by_n.items()):
             self.tracker.log_metrics(self.parent_run_id, metrics, step=n)
+
+
+def races(trials: list[TrialSpec]) -> list[TrialSpec]:
+    """--scheduler race: each cell's learning rates as one trial that races them (sciml/training/race.py);
+    a cell with a single learning rate (and every zero-shot evaluation) stays a plain trial."""
+    cells: dict[tuple, list[TrialSpec]] = {}
+    for trial in trials:
+        cells.setdefault(trial_cell(asdict(trial)) if trial.lr is not None else (trial.key,), []).append(trial)
+    return [group[0] if len(group) == 1 else replace(group[0], lr=None, lrs=tuple(t.lr for t in group))
+            for group in cells.values()]
+
+
+def race_results(spec: dict, metrics: dict, trial_id: str) -> list[tuple[dict, dict, str]]:
+    """A race trial's result as its candidates' (spec, final metrics, trial id): one row per learning rate.
+    The trial's seconds outside training (start-up, data, evaluation) are shared out equally."""
+    candidates = json.loads(metrics.pop(RACE_KEY))
+    outside = metrics["trial_seconds"] - sum(c["train_seconds"] for c in candidates)
+    rows = []
+    for candidate, single in zip(candidates, TrialSpec(**spec).candidates()):
+        final = {**metrics, **{k: candidate[k] for k in FINAL_METRICS if k in candidate},
+                 "mlflow_run_id": candidate.get("mlflow_run_id", ""), "trial_key": single.key,
+                 "trial_seconds": candidate["train_seconds"] + outside / len(candidates)}
+        rows.append((asdict(single), final, f"{trial_id}/{single.key}"))
+    return rows
 
 
 def pretrain_experiment(missing: list[TrialSpec], folders: dict[tuple[str, str], str]) -> str:

@@ -10,7 +10,10 @@ from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_
 from sciml.physics import SYSTEMS
 
 SEARCHES = ("grid", "optuna")  # how a cell's learning rates are chosen (sciml/sweeps/search.py)
-SCHEDULERS = ("fifo", "asha", "halving")  # whether Tune stops a cell's unpromising trials early
+# Whether a cell's unpromising learning rates stop early: Tune stops trials (asha, halving), or
+# one trial per cell races its learning rates in lockstep (race, sciml/training/race.py).
+SCHEDULERS = ("fifo", "asha", "halving", "race")
+STOPPING_SCHEDULERS = ("asha", "halving")  # those where Tune stops trials (per-validation reports)
 # Which seeds search the learning rate: each seed (its own trials), or the first seed only,
 # the others then training once at the first seed's choice (sciml/sweeps/search.py).
 SEARCH_SEEDS = ("each", "first")
@@ -60,9 +63,9 @@ class SweepSettings:
     # How learning rates are chosen and trials stopped (sciml/sweeps/search.py); grid + fifo is the paper's.
     search: str = "grid"  # grid | optuna
     trials_per_cell: int = 3  # optuna: learning rates proposed per cell
-    scheduler: str = "fifo"  # fifo | asha | halving (ASHA plus demotion, sciml/sweeps/search.py)
-    grace_period: int = 2  # asha: validations before a trial can be stopped
-    reduction_factor: float = 3.0  # asha: keep the best 1/reduction_factor at each rung
+    scheduler: str = "fifo"  # fifo | asha | halving (ASHA plus demotion) | race (sciml/sweeps/search.py)
+    grace_period: int = 2  # asha, halving, race: validations before a learning rate can be stopped
+    reduction_factor: float = 3.0  # asha, halving, race: keep the best 1/reduction_factor at each rung
     extend_edges: int = 0  # grid: rounds that add the next lr beyond a cell's best-at-the-edge lr
     search_seeds: str = "each"  # each | first: only the first seed searches; the others train at its choice
 
@@ -119,7 +122,7 @@ class SweepSettings:
         check_number("reduction_factor", self.reduction_factor, 1, low_open=True)
         check_int("extend_edges", self.extend_edges, 0)
         check_choice("search_seeds", self.search_seeds, SEARCH_SEEDS)
-        if self.scheduler != "fifo" and self.workers_per_trial > 0:
+        if self.scheduler in STOPPING_SCHEDULERS and self.workers_per_trial > 0:
             # Measured with Ray 2.60 (smoke, 2 CPUs): after ASHA stops a DDP trial, the next trials
             # start but never report (TorchTrainer.fit under a stopped Tune trial does not release
             # its workers). Refused until that is solved, rather than a sweep that hangs.

@@ -11,14 +11,16 @@ final metrics itself, once, after the run (a forwarded `done` would end the tria
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sciml.core.tables import RANDOM_INIT
 from sciml.data.ray_datasets import DataSource
-from sciml.sweeps.settings import SweepSettings
+from sciml.sweeps.settings import STOPPING_SCHEDULERS, SweepSettings
+from sciml.training.config import RACE_KEY
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class TrialSpec:
     n_train: int = 0
     lr: float | None = None
     checkpoint: str | None = None
+    lrs: tuple[float, ...] = ()  # a race of these learning rates in one trial (--scheduler race); lr is None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))  # a list after Tune's config
 
     @property
     def key(self) -> str:
@@ -45,8 +51,14 @@ class TrialSpec:
             parts.append(f"N{self.n_train}")
         if self.lr is not None:
             parts.append(f"lr{self.lr:g}")
+        if self.lrs:
+            parts.append("race-" + "-".join(f"{lr:g}" for lr in self.lrs))
         parts.append(f"s{self.seed}")
         return "_".join("".join(c if c.isalnum() or c in "-." else "-" for c in p) for p in parts)
+
+    def candidates(self) -> list["TrialSpec"]:
+        """A race's learning rates as the single-rate trials they stand for (rows, MLflow run names)."""
+        return [replace(self, lr=lr, lrs=()) for lr in self.lrs]
 
 
 @dataclass
@@ -174,7 +186,7 @@ def trial_config(trial: TrialSpec, settings: SweepSettings, checkpoint: str | No
         recipe={"zeroshot": "evaluate"}.get(trial.recipe, trial.recipe),
         model=ModelConfig.parse(trial.preset),
         epochs=0 if trial.recipe == "zeroshot" else (settings.pretrain_epochs if pretraining else settings.epochs),
-        lr=trial.lr or 1e-3,
+        lr=trial.lr or (trial.lrs[0] if trial.lrs else 1e-3),  # a race sets each candidate's own
         batch_size=settings.pretrain_batch_size if pretraining else settings.batch_size,
         n_train=trial.n_train or None,
         seed=trial.seed,
@@ -183,6 +195,15 @@ def trial_config(trial: TrialSpec, settings: SweepSettings, checkpoint: str | No
         precision=settings.precision,
         loss=settings.loss,
     )
+
+
+def race_config(trial: TrialSpec, settings: SweepSettings):
+    """The race a trial runs (sciml/training/race.py), or None for a single learning rate."""
+    from sciml.training.config import RaceConfig
+
+    if not trial.lrs:
+        return None
+    return RaceConfig(trial.lrs, grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -218,29 +239,37 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             "search": settings.search, "scheduler": settings.scheduler if not pretraining else "fifo",
             "stopped_early": False,  # the runner sets True on a trial its scheduler stops
             "datasets": "streamed" if streamed else "materialized"}
+    race = race_config(trial, settings)
     tracking = None
     if context.tracking_uri:
-        tracking = TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
-                                   parent_run_id=context.parent_run_id, uri=context.tracking_uri,
-                                   model_record="path" if pretraining else "none")
+        # A race: one MLflow run per learning rate, named and tagged as its own trial would be.
+        tracking = [TrackingRequest(experiment=context.experiment, run_name=t.key, tags={**tags, "lr": t.lr},
+                                    parent_run_id=context.parent_run_id, uri=context.tracking_uri,
+                                    model_record="none") for t in trial.candidates()] if race else \
+            TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
+                            parent_run_id=context.parent_run_id, uri=context.tracking_uri,
+                            model_record="path" if pretraining else "none")
     from sciml.training.session import forwarding_reports
 
     # Validations reach Tune only when a scheduler decides on them: every Tune result costs a
     # result write and (TUNE_GLOBAL_CHECKPOINT_S=0, see the runner) an experiment-state save.
-    per_epoch = settings.scheduler != "fifo" and not pretraining
+    # A race decides inside its trial: nothing for Tune to stop.
+    per_epoch = settings.scheduler in STOPPING_SCHEDULERS and not pretraining
 
     def forward(metrics: dict[str, Any]) -> None:
         if per_epoch and "done" not in metrics:
             tune.report({**metrics, "trial_key": trial.key})
 
-    callbacks = [_epoch_reports_callback()] if settings.workers_per_trial > 0 else []
+    callbacks = [_epoch_reports_callback()] if settings.workers_per_trial > 0 and not race else []
     with forwarding_reports(forward):
         outcome = run_training(cfg, data, resources, directory, name=trial.key, tracking=tracking,
                                storage_path=os.path.join(context.storage_path, "train_runs"),
                                datasets=datasets, callbacks=callbacks,
-                               test_on_improvement=per_epoch)
+                               test_on_improvement=per_epoch, race=race)
     if not pretraining:  # only pre-trained models are kept (the sweep caches them)
         shutil.rmtree(directory, ignore_errors=True)
     metrics = {k: outcome.metrics[k] for k in FINAL_METRICS if k in outcome.metrics}
+    if race:
+        metrics[RACE_KEY] = json.dumps(outcome.metrics[RACE_KEY])
     tune.report({**metrics, "model_path": outcome.model_path if pretraining else "",
                  "mlflow_run_id": outcome.run_id or "", "trial_key": trial.key})

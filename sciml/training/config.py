@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from sciml.core.checks import check_choice, check_int, check_number, check_precision, check_seed
 
 RECIPES = ("pretrain", "scratch", "finetune", "evaluate")
+RACE_KEY = "race"  # a race's final report: every candidate's final metrics (a JSON list; sciml/training/race.py)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,53 @@ class TrackingTarget:
 
 
 @dataclass(frozen=True)
+class RaceConfig:
+    """Successive halving over learning rates inside one run (sciml/training/race.py).
+
+    Every candidate trains in the same process on the same data, in lockstep; at each rung
+    (`grace_period` x `reduction_factor`^k validations) the best 1/`reduction_factor` of the
+    candidates still running, by best validation error so far, go on and the others stop.
+    """
+
+    lrs: tuple[float, ...]
+    grace_period: int = 4
+    reduction_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
+        if len(self.lrs) < 2 or len(set(self.lrs)) != len(self.lrs):
+            raise ValueError(f"race.lrs: at least two distinct learning rates, got {list(self.lrs)}")
+        for lr in self.lrs:
+            check_number("race.lrs", lr, 0, 1, low_open=True)
+        check_int("race.grace_period", self.grace_period, 1)
+        check_number("race.reduction_factor", self.reduction_factor, 1, low_open=True)
+
+    def rungs(self, validations: int) -> list[int]:
+        """The validation counts at which candidates are compared, before the run's last validation."""
+        rungs, rung = [], float(self.grace_period)
+        while rung < validations:
+            rungs.append(int(rung))
+            rung *= self.reduction_factor
+        return sorted(set(rungs))
+
+    def survivors(self, running: int) -> int:
+        """How many of `running` candidates go on past a rung (at least one)."""
+        return max(1, int(running / self.reduction_factor))
+
+    def validations_run(self, validations: int) -> list[int]:
+        """How many validations each candidate runs (best first) in a run of `validations`: known
+        in advance, since only which candidates stop depends on their errors, not how many."""
+        running, stopped = len(self.lrs), []
+        for rung in self.rungs(validations):
+            if running == 1:
+                break
+            keep = self.survivors(running)
+            stopped += [rung] * (running - keep)
+            running = keep
+        return [validations] * running + stopped[::-1]
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """Everything one training loop needs, sent to every Ray Train worker.
 
@@ -181,18 +229,31 @@ class LoopConfig:
     # Test the weights at every validation improvement and report it (best_test_rel_l2), so
     # that a run a scheduler stops early (ASHA) still has the test error of its best weights.
     test_on_improvement: bool = False
+    # Race these learning rates (train.lr is ignored) with one MLflow run per candidate.
+    race: RaceConfig | None = None
+    candidate_tracking: tuple[TrackingTarget, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.train, Mapping):
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
         if isinstance(self.tracking, Mapping):
             object.__setattr__(self, "tracking", TrackingTarget(**self.tracking))
+        if isinstance(self.race, Mapping):
+            object.__setattr__(self, "race", RaceConfig(**self.race))
+        object.__setattr__(self, "candidate_tracking", tuple(
+            TrackingTarget(**t) if isinstance(t, Mapping) else t for t in self.candidate_tracking))
+        if self.candidate_tracking and (self.race is None or len(self.candidate_tracking) != len(self.race.lrs)):
+            raise ValueError("candidate_tracking: one MLflow run per raced learning rate, and only in a race")
         if self.threads is not None:
             check_int("threads", self.threads, 1)
         check_int("checkpoint_every", self.checkpoint_every, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)  # JSON types only: lists, not tuples
+        values["candidate_tracking"] = list(values["candidate_tracking"])
+        if values["race"] is not None:
+            values["race"]["lrs"] = list(values["race"]["lrs"])
+        return values
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LoopConfig":

@@ -167,11 +167,33 @@ class BestWeights:
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Ray Train's entry point on every worker: `config` is a `LoopConfig.to_dict()`."""
-    trainer = Trainer.set_up(LoopConfig.from_dict(config))
+    loop = LoopConfig.from_dict(config)
+    if loop.race is not None:
+        from sciml.training.race import race_loop
+
+        return race_loop(loop)
+    trainer = Trainer.set_up(loop)
     try:
         return trainer.run()
     finally:
         trainer.release()
+
+
+def worker_environment(config: LoopConfig, session: TrainSession | None = None) -> tuple[TrainSession, torch.device]:
+    """This worker's intra-op threads, Ray Train session and device."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    session = session or TrainSession(config.local_checkpoint_dir)
+    return session, session.device(config.use_gpu)
+
+
+def run_logger(target, session: TrainSession):
+    """The MLflow logger of one run (`target`: a TrackingTarget or None), on the chief worker only."""
+    if not (session.is_chief and target is not None):
+        return None
+    from sciml.tracking import RunLogger
+
+    return RunLogger(target.uri, target.run_id, flush_seconds=METRICS_FLUSH_SECONDS)
 
 
 class Trainer:
@@ -190,7 +212,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(self.schedule.total_steps))
         # Local mode cannot resume (no worker to restart), so it only keeps the final model.
         self.checkpoint_every = config.checkpoint_every if session.distributed else None
-        self.start_epoch, self.history, self.best = 0, [], None
+        self.start_epoch, self.epoch, self.history, self.best = 0, 0, [], None
         self.progress = None
         self._loss_sum, self._rows_seen, self._evaluations = 0.0, 0.0, 0
         self.steps, self.train_seconds = 0, 0.0  # compute so far (restored on resume)
@@ -201,16 +223,9 @@ class Trainer:
     @classmethod
     def set_up(cls, config: LoopConfig, session: TrainSession | None = None) -> "Trainer":
         """Threads, Ray Train session, device, MLflow logger (chief only) and data."""
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        session = session or TrainSession(config.local_checkpoint_dir)
-        device = session.device(config.use_gpu)
-        logger = None
-        if session.is_chief and config.tracking is not None:
-            from sciml.tracking import RunLogger
-
-            logger = RunLogger(config.tracking.uri, config.tracking.run_id, flush_seconds=METRICS_FLUSH_SECONDS)
-        return cls(config, session, LoopData.load(session, config.train, device), device, logger)
+        session, device = worker_environment(config, session)
+        return cls(config, session, LoopData.load(session, config.train, device), device,
+                   run_logger(config.tracking, session))
 
     def _initial_model(self) -> tuple[torch.nn.Module, dict[str, Any]]:
         """Random init from the seed with the whole training set's statistics, or a model file."""
@@ -233,15 +248,28 @@ class Trainer:
     # -- the run --------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        self.resume_or_baseline()
-        self._open_progress()
-        for epoch in range(self.start_epoch + 1, self.schedule.epochs + 1):
-            self.train_one_epoch(epoch)
-            if self.schedule.validates(epoch):
-                self.validate_and_report(epoch)
-        if self.progress:
-            self.progress.close()
+        self.start()
+        self.advance()
         return self.export()
+
+    def start(self) -> None:
+        self.resume_or_baseline()
+        self.epoch = self.start_epoch
+        self._open_progress()
+
+    def advance(self, validations: float = math.inf) -> None:
+        """Train until this run has validated `validations` times (a race's rung), or to its end."""
+        while self.epoch < self.schedule.epochs and self._evaluations < validations:
+            self.epoch += 1
+            self.train_one_epoch(self.epoch)
+            if self.schedule.validates(self.epoch):
+                self.validate_and_report(self.epoch)
+        if self.progress and self.epoch == self.schedule.epochs:
+            self.progress.close()
+
+    @property
+    def validations(self) -> int:
+        return self._evaluations
 
     def release(self) -> None:
         """Free the DDP wrapper now: Ray Train destroys the process group after the loop returns,
@@ -379,15 +407,29 @@ class Trainer:
 
     # -- export ---------------------------------------------------------------------------
 
-    def export(self) -> dict[str, Any]:
-        """Test the best weights, then report them as the model file (the run's last report)."""
+    def conclude(self) -> dict[str, Any]:
+        """Test the best weights so far (loaded into the model) and log it: the run's final metrics,
+        at its end or where a race stopped it (`stopped_early`, `epochs_run` < `epochs`)."""
         epochs, best = self.schedule.epochs, self.best
         self.model.load_state_dict(best.state)
         test_error = evaluate(self.net, self.data.test, self.session, self.cfg, self.device)
         n_train = len(self.data.train) * self.session.world_size if self.data.train is not None else 0
-        final = {"epoch": epochs, "epochs": epochs, "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2,
-                 "test_rel_l2": test_error, "n_train": n_train, "done": True, "epochs_run": epochs,
-                 "steps": self.steps, "train_seconds": self.train_seconds, "stopped_early": False}
+        ran = self.epoch if self.data.train is not None else epochs
+        if self.logger:
+            self.logger.log_metrics({"test_rel_l2": test_error, "best_epoch": best.epoch}, step=ran)
+            self.logger.flush()
+        return {"epoch": ran, "epochs": epochs, "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2,
+                "test_rel_l2": test_error, "n_train": n_train, "done": True, "epochs_run": ran,
+                "steps": self.steps, "train_seconds": self.train_seconds, "stopped_early": ran < epochs}
+
+    def export(self) -> dict[str, Any]:
+        """`conclude`, then report the best weights as the model file (the run's last report)."""
+        return self.report_final(self.conclude())
+
+    def report_final(self, final: dict[str, Any]) -> dict[str, Any]:
+        """Report `final` (from `conclude`) with the best weights as the model file."""
+        epochs, best = self.schedule.epochs, self.best
+        test_error = final["test_rel_l2"]
         meta = {"recipe": self.cfg.recipe, "seed": self.cfg.seed, "lr": self.cfg.lr, "loss": self.cfg.loss,
                 "epochs": epochs,
                 "best_epoch": best.epoch, "val_rel_l2": best.val_rel_l2, "test_rel_l2": test_error,
@@ -397,6 +439,4 @@ class Trainer:
             # A worker restarted after this report resumes at the end: straight to the test.
             files[STATE_FILE] = lambda: self.training_state(epochs)
         self._report(final, epochs + 1, files)
-        if self.logger:
-            self.logger.log_metrics({"test_rel_l2": test_error, "best_epoch": best.epoch}, step=epochs)
         return final

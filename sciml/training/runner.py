@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from sciml.core.files import atomic_path
 from sciml.data.manifest import load_manifest
 from sciml.data.ray_datasets import DataSource, materialized_selection
 from sciml.training.checkpoint import MODEL_FILE
-from sciml.training.config import LoopConfig, ResourceConfig, TrackingTarget, TrainConfig
+from sciml.training.config import RACE_KEY, LoopConfig, RaceConfig, ResourceConfig, TrackingTarget, TrainConfig
 from sciml.training.loop import train_loop_per_worker
 
 
@@ -86,26 +87,30 @@ def run_params(cfg: TrainConfig, resources: ResourceConfig, datasets: Mapping[st
 
 
 def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfig, out_dir: str, *,
-                 name: str = "run", tracking: TrackingRequest | None = None,
+                 name: str = "run", tracking: TrackingRequest | Sequence[TrackingRequest] | None = None,
                  storage_path: str | None = None, datasets: Mapping[str, Any] | None = None,
                  callbacks: Sequence[Any] = (), progress: bool = False,
-                 test_on_improvement: bool = False) -> RunOutcome:
+                 test_on_improvement: bool = False, race: RaceConfig | None = None) -> RunOutcome:
     """Fit with TorchTrainer (local mode when resources.workers == 0) and export the best model.
 
     `datasets` may hold pre-built Ray Datasets (a sweep materialises small ones once for
-    all trials); otherwise they are read from `data`.
+    all trials); otherwise they are read from `data`. With `race`, the run races those
+    learning rates (sciml/training/race.py): `tracking` is then one request per learning
+    rate, the model file is the winner's, and `metrics["race"]` lists every candidate's
+    final metrics with its MLflow run id.
     """
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     described = data.describe()
-    run = _TrackedRun.start(tracking, run_params(cfg, resources, described, cfg.model.n_params)) if tracking else None
+    runs = _start_runs(cfg, resources, described, tracking, race)
     loop = LoopConfig(
-        train=cfg, tracking=run.target if run else None, use_gpu=resources.use_gpu,
+        train=cfg, tracking=runs[0].target if runs and race is None else None, use_gpu=resources.use_gpu,
         # One intra-op thread per allotted CPU: spinning OpenMP threads on a busy core
         # (Ray's own processes) slow small models down by an order of magnitude.
         threads=resources.cpus_per_worker, checkpoint_every=resources.checkpoint_every,
         local_checkpoint_dir=os.path.join(out_dir, "checkpoints"), datasets=described, progress=progress,
-        test_on_improvement=test_on_improvement)
+        test_on_improvement=test_on_improvement, race=race,
+        candidate_tracking=tuple(run.target for run in runs) if race is not None else ())
     try:
         trainer = build_trainer(loop, resources, datasets if datasets is not None else data.ray_datasets(cfg),
                                 name=name, storage_path=storage_path or os.path.join(out_dir, "ray_train"),
@@ -113,16 +118,43 @@ def run_training(cfg: TrainConfig, data: DataSelection, resources: ResourceConfi
         result = trainer.fit()
         model_path = export_model(result.checkpoint, out_dir)
     except BaseException:
-        if run:
+        for run in runs:
             run.end("FAILED")
         raise
     finally:
         shutil.rmtree(loop.local_checkpoint_dir, ignore_errors=True)
     metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float, bool))}
-    if run:
-        run.record_model(model_path)
+    if race is None:
+        for run in runs:
+            run.record_model(model_path)
+            run.end("FINISHED")
+        return RunOutcome(metrics=metrics, model_path=model_path, run_id=runs[0].run_id if runs else None)
+    return _race_outcome(metrics, json.loads(result.metrics[RACE_KEY]), runs, model_path)
+
+
+def _start_runs(cfg: TrainConfig, resources: ResourceConfig, described: dict, tracking, race) -> list["_TrackedRun"]:
+    """The MLflow runs of one run, or of each raced learning rate."""
+    if not tracking:
+        return []
+    if race is None:
+        return [_TrackedRun.start(tracking, run_params(cfg, resources, described, cfg.model.n_params))]
+    if isinstance(tracking, TrackingRequest) or len(tracking) != len(race.lrs):
+        raise ValueError("tracking: a race needs one tracking request per learning rate")
+    return [_TrackedRun.start(request, run_params(replace(cfg, lr=lr), resources, described, cfg.model.n_params))
+            for request, lr in zip(tracking, race.lrs)]
+
+
+def _race_outcome(metrics: dict, candidates: list[dict], runs: list["_TrackedRun"], model_path: str) -> RunOutcome:
+    """Each candidate's MLflow run closed (tagged when the race stopped it); the winner's model file."""
+    for candidate, run in zip(candidates, runs):
+        candidate["mlflow_run_id"] = run.run_id
+        run.tracker.set_tags(run.run_id, {"stopped_early": bool(candidate["stopped_early"])})
         run.end("FINISHED")
-    return RunOutcome(metrics=metrics, model_path=model_path, run_id=run.run_id if run else None)
+    winner = next(i for i, candidate in enumerate(candidates) if candidate["winner"])
+    if runs:
+        runs[winner].record_model(model_path)
+    return RunOutcome(metrics={**metrics, RACE_KEY: candidates}, model_path=model_path,
+                      run_id=runs[winner].run_id if runs else None)
 
 
 @dataclass(frozen=True)

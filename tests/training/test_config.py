@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sciml.training.config import LoopConfig, ModelConfig, ResourceConfig, TrackingTarget, TrainConfig
+from sciml.training.config import LoopConfig, ModelConfig, RaceConfig, ResourceConfig, TrackingTarget, TrainConfig
 
 
 def test_model_config_parses_presets_and_free_sizes():
@@ -68,6 +68,12 @@ def test_loop_config_travels_as_the_plain_dict_ray_train_requires():
     assert LoopConfig.from_dict(LoopConfig(train=cfg).to_dict()).tracking is None
     with pytest.raises(ValueError, match="unknown"):
         LoopConfig.from_dict({**sent, "use_tpu": True})
+    race = LoopConfig(train=cfg, race=RaceConfig((1e-3, 1e-2), grace_period=2),
+                      candidate_tracking=(TrackingTarget("u", "a"), TrackingTarget("u", "b")))
+    sent = race.to_dict()
+    assert json.loads(json.dumps(sent)) == sent and LoopConfig.from_dict(sent) == race
+    with pytest.raises(ValueError, match="candidate_tracking"):
+        LoopConfig(train=cfg, race=RaceConfig((1e-3, 1e-2)), candidate_tracking=(TrackingTarget("u", "a"),))
 
 
 @pytest.mark.parametrize("kwargs, field", [
