@@ -212,3 +212,14 @@ def test_search_seeds_first_plans_the_search_on_one_seed_and_one_trial_per_later
     assert plan["edge_trials_upper_bound"] == 10 and each["edge_trials_upper_bound"] == 10 * 3
     # A trial's steps do not depend on its learning rate: 2 lrs x 18 + 2 later seeds x 18 per task, not 6 x 18.
     assert plan["optimizer_steps"]["total"] - 2 * 16 == 2 * (2 * 18 + 2 * 18)
+
+
+def test_a_race_is_one_trial_per_cell_and_its_steps_are_known_in_advance(empty_cwd, capsys):
+    # 3 lrs, grace 1, factor 3: each cell's race validates 3 times; after the first validation one
+    # candidate of three goes on. Per task the cells have 1, 1, 2 (scratch N 4, 8, 16) and 1, 1
+    # (fine-tune) steps per epoch: (3 + 1 + 1) epochs x 6 = 30 steps, against 3 x 18 for the grid.
+    plan = _json_plan(capsys, "--lrs", "1e-3 3e-3 1e-2", "--scheduler", "race", "--grace-period", "1")
+    grid = _json_plan(capsys, "--lrs", "1e-3 3e-3 1e-2")
+    assert plan["trials_enumerated"]["downstream"] == 2 * 5 and grid["trials_enumerated"]["downstream"] == 2 * 15
+    assert plan["optimizer_steps"]["total"] - 2 * 16 == 2 * 30
+    assert grid["optimizer_steps"]["total"] - 2 * 16 == 2 * 3 * 18

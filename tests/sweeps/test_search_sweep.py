@@ -78,13 +78,12 @@ def test_grid_edges_are_extended_for_exactly_the_flagged_cells(work):
     assert (edge["lr_at_edge"] == edge["lr"].isin([1e-3, 9e-3])).all()
 
 
-def test_search_seeds_first_with_halving_as_the_readme_runs_it(work):
-    """The README's flags (--seeds 3 --scheduler halving --grace-period 4 --search-seeds first) at smoke sizes:
-    the first seed searches with early stopping, the later seeds train once at its choice."""
+def test_search_seeds_first_with_race_as_the_readme_runs_it(work):
+    """The README's flags (--seeds 3 --scheduler race --grace-period 4 --search-seeds first) at smoke sizes:
+    on the first seed one trial per cell races its learning rates, the later seeds train once at its choice."""
     work, env = work
-    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "halving", "--grace-period", "4",
-                    "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "6",
-                    "--no-tracking")
+    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "race", "--grace-period", "4",
+                    "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "6")
     out = work / "first"
     trials = pd.read_csv(out / "all_trials.csv")
     trained = trials[trials["recipe"] != "zeroshot"]
@@ -92,18 +91,36 @@ def test_search_seeds_first_with_halving_as_the_readme_runs_it(work):
     cells = ["recipe", "n_train"]
     n_cells = first.groupby(cells).ngroups  # fine-tune N=4; scratch N=4 and the profile's extra N=16
     assert n_cells == 3 and (first.groupby(cells)["lr"].apply(sorted) == pd.Series([[1e-3, 1e-2]] * 3).values).all()
+    # One Tune trial per cell raced both rates: the loser stopped at the rung, the winner trained to the end.
+    assert first["trial_id"].str.split("/").str[0].str.contains("race-0.001-0.01").all()
+    assert first["trial_id"].str.split("/").str[0].nunique() == n_cells
+    assert (first.groupby(cells)["stopped_early"].sum() == 1).all()
+    stopped, winners = first[first["stopped_early"]], first[~first["stopped_early"]]
+    assert (stopped["epochs_run"] < stopped["epochs"]).all() and (winners["epochs_run"] == winners["epochs"]).all()
+    assert (stopped["steps"] < winners.set_index(cells).loc[stopped.set_index(cells).index, "steps"].values).all()
     assert (later.groupby(cells + ["seed"]).size() == 1).all() and len(later) == 2 * n_cells
-    assert (first["scheduler"] == "halving").all() and (later["scheduler"] == "fifo").all()
+    assert (first["scheduler"] == "race").all() and (later["scheduler"] == "fifo").all()
     assert not later["stopped_early"].any()
     # The later seeds train exactly the learning rate with the first seed's lowest validation error.
     chosen = first.loc[first.groupby(cells)["val_rel_l2"].idxmin()].set_index(cells)["lr"]
+    assert (chosen == winners.set_index(cells)["lr"].loc[chosen.index]).all()
     assert (later.set_index(cells)["lr"] == chosen.loc[later.set_index(cells).index]).all()
     results = pd.read_csv(out / "results.csv")
     best = results[results["recipe"] != "zeroshot"]
     assert (best.groupby(cells)["seed"].apply(sorted) == pd.Series([[0, 1, 2]] * len(chosen)).values).all()
     assert (best.set_index(cells)["lr"] == chosen.loc[best.set_index(cells).index]).all()
     assert "later seeds: 3 cells at the learning rate seed 0 chose, 6 trials" in stdout
-    assert "Search: the full grid on seed 0 only, where ASHA with demotion" in (out / "report.md").read_text()
+    assert "each cell's learning rates raced in one trial" in (out / "report.md").read_text()
     budget = json.loads((out / "budget.json").read_text())
     assert budget["grid_trials"] - (len(trials) - len(trained)) == 2 * n_cells * 3  # 2 lrs x cells x 3 seeds
     assert budget["steps"] == int(trials["steps"].sum()) < budget["grid_steps"]
+    # Every raced learning rate has its own MLflow run, closed by the race, the loser's tagged stopped_early.
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("q1-downstream-data-scaling")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id], max_results=1000)}
+    for _, row in first.iterrows():
+        run = runs[row["mlflow_run_id"]]
+        assert run.info.status == "FINISHED" and run.data.tags["scheduler"] == "race"
+        assert run.data.tags["stopped_early"] == str(bool(row["stopped_early"]))
+        assert float(run.data.tags["lr"]) == row["lr"]
+        assert run.data.metrics["test_rel_l2"] == pytest.approx(row["test_rel_l2"], rel=1e-12)

@@ -99,3 +99,37 @@ def test_two_workers_follow_the_same_loss_curve_as_one(small_datasets, new_mlflo
     # DDP averages gradients over the same global batch: the curves agree closely.
     for one, two in zip(curves[1], curves[2]):
         assert math.isclose(one, two, rel_tol=0.35)
+
+
+@pytest.mark.timeout(600)
+def test_a_race_with_two_ddp_workers_stops_the_same_learning_rates_as_local_mode(small_datasets, new_mlflow_store,
+                                                                                  tmp_path):
+    from sciml.training.config import RaceConfig
+
+    cfg = TrainConfig(recipe="scratch", model=MODEL, epochs=3, lr=1e-3, batch_size=16, n_train=64, seed=5)
+    race = RaceConfig((1e-4, 3e-3, 3e-2), grace_period=1)
+    uri = new_mlflow_store(tmp_path)
+    outcomes = {}
+    for workers in (0, 2):
+        tracking = [TrackingRequest(experiment="tests", run_name=f"w{workers}-lr{lr:g}", uri=uri, tags={"lr": lr})
+                    for lr in race.lrs]
+        outcomes[workers] = run_training(cfg, DataSelection((DataSource(small_datasets["pre"]),)),
+                                         ResourceConfig(workers=workers), str(tmp_path / f"w{workers}"),
+                                         name=f"race{workers}", tracking=tracking, race=race)
+    client = MlflowClient(uri)
+    for outcome in outcomes.values():
+        candidates = outcome.metrics["race"]
+        assert [c["lr"] for c in candidates] == list(race.lrs)
+        assert sorted(c["epochs_run"] for c in candidates) == [1, 1, 3]  # one of three goes on after validation 1
+        (winner,) = [c for c in candidates if c["winner"]]
+        assert not winner["stopped_early"] and outcome.metrics["test_rel_l2"] == winner["test_rel_l2"]
+        assert load_model(outcome.model_path)[1]["meta"]["lr"] == winner["lr"]
+        for c in candidates:
+            run = client.get_run(c["mlflow_run_id"])
+            assert run.info.status == "FINISHED" and run.data.tags["stopped_early"] == str(c["stopped_early"])
+        assert outcome.run_id == winner["mlflow_run_id"]
+    # Every DDP worker made the decisions local mode made (all-reduced validation errors).
+    local, ddp = ([c["winner"] for c in outcomes[w].metrics["race"]] for w in (0, 2))
+    assert local == ddp
+    for one, two in zip(outcomes[0].metrics["race"], outcomes[2].metrics["race"]):
+        assert math.isclose(one["val_rel_l2"], two["val_rel_l2"], rel_tol=0.1)
