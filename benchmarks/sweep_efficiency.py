@@ -4,11 +4,12 @@ Runs the same downstream cells twice in one process, sharing datasets and the pr
 checkpoint (made once, before either is timed):
 
 1. the paper's protocol: every grid learning rate, every seed, every trial to the end (grid, fifo);
-2. an opt-in combination. Default, the best measured: `--search grid --scheduler race
-   --grace-period 4 --search-seeds first`: on the first seed, one trial per cell races the
-   grid's learning rates in lockstep and keeps the best third at each rung; the other seeds
-   train once at the first seed's choice (the grid too trains one learning rate for all
-   seeds, chosen by the mean over seeds). `--scheduler halving` is Tune's per-cell ASHA
+2. an opt-in combination. Default, the cheapest that agreed in every cell
+   (benchmarks/race_policies.py): `--search grid --scheduler race --grace-period 13
+   --search-seeds first`: on the first seed, one trial per cell races the grid's learning
+   rates in lockstep and keeps the best third at each rung; the other seeds train once at
+   the first seed's choice (the grid too trains one learning rate for all seeds, chosen by
+   the mean over seeds). `--grace-period 4` is cheaper and agrees in fewer cells. `--scheduler halving` is Tune's per-cell ASHA
    with demotion over separate trials; `--search optuna --trials-per-cell K --search-seeds
    each` is the per-seed Optuna search.
 
@@ -22,6 +23,7 @@ is of the search, on the same grid range). "Reduced": the laptop Q1 profile (SYS
 Examples::
 
     python benchmarks/sweep_efficiency.py                 # reduced laptop Q1, 3 seeds (tens of minutes)
+    python benchmarks/sweep_efficiency.py --grace-period 4
     python benchmarks/sweep_efficiency.py --search optuna --trials-per-cell 2 --grace-period 2 --search-seeds each
     python benchmarks/sweep_efficiency.py --quick         # smoke sizes, for the test suite
 """
@@ -54,7 +56,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--scheduler", choices=("asha", "halving", "race"), default="race")
     p.add_argument("--search-seeds", choices=("each", "first"), default="first",
                    help="first: only the first seed searches, the others train once at its choice")
-    p.add_argument("--grace-period", type=int, default=4)
+    p.add_argument("--grace-period", type=int, default=13)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--out", help="working directory (default: a temporary one)")
     p.add_argument("--quick", action="store_true", help="smoke sizes, one seed (< 3 minutes)")

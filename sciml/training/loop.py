@@ -13,6 +13,10 @@ A `Trainer` runs the named steps; each is the one place its kind of change goes:
     validate_and_report best-by-validation, history, report to Ray Train, MLflow, progress
     export              best weights, test error, model file, final report
 
+`run` is `start`, `advance` (to the end) and `export`; a race of learning rates
+(sciml/training/race.py) drives several Trainers through the same steps, `advance` to each
+rung, and `conclude` (the test of the best weights, without the model file) for those it stops.
+
 Every report carries the run's compute so far: optimizer steps and `train_seconds`, the
 wall time inside `train_one_epoch` only (no validation, data loading or set-up), so that a
 sweep can set it against the trial's whole wall time. A scheduler that stops a run early
@@ -266,10 +270,6 @@ class Trainer:
                 self.validate_and_report(self.epoch)
         if self.progress and self.epoch == self.schedule.epochs:
             self.progress.close()
-
-    @property
-    def validations(self) -> int:
-        return self._evaluations
 
     def release(self) -> None:
         """Free the DDP wrapper now: Ray Train destroys the process group after the loop returns,

@@ -40,6 +40,11 @@ def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(ray_address, tmp
         assert int(row.split()[1]) > 0 and int(row.split()[2].replace(",", "")) > 0
     for line in ("ratio steps (opt-in / grid)", "ratio wall time", "cells within 10% of the grid", "agrees"):
         assert line in out
+    # The race policies replayed on the first seed's full curves, scored against that grid half.
+    out = _run("benchmarks/race_policies.py", "--quick", "--out", str(tmp_path), ray_address=ray_address)
+    assert "leads from validation" in out and "cells_agreeing" in out
+    policies = (tmp_path / "race_policies.csv").read_text().splitlines()
+    assert policies[0].startswith("grace,factor,cells_agreeing,steps_ratio") and len(policies) > 1
 
 
 def test_trial_overhead_quick_times_both_variants(ray_address, tmp_path):

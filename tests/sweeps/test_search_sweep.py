@@ -79,11 +79,12 @@ def test_grid_edges_are_extended_for_exactly_the_flagged_cells(work):
 
 
 def test_search_seeds_first_with_race_as_the_readme_runs_it(work):
-    """The README's flags (--seeds 3 --scheduler race --grace-period 4 --search-seeds first) at smoke sizes:
-    on the first seed one trial per cell races its learning rates, the later seeds train once at its choice."""
+    """The README's flags (--seeds 3 --scheduler race --grace-period 13 --search-seeds first) at smoke sizes
+    (14 epochs: one rung): on the first seed one trial per cell races its learning rates, the later seeds
+    train once at its choice."""
     work, env = work
-    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "race", "--grace-period", "4",
-                    "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "6")
+    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "race", "--grace-period", "13",
+                    "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "14")
     out = work / "first"
     trials = pd.read_csv(out / "all_trials.csv")
     trained = trials[trials["recipe"] != "zeroshot"]
