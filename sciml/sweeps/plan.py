@@ -202,7 +202,6 @@ def plan_sweep(question: Question, settings: SweepSettings, *, gpus: float = 0, 
     runner = SweepRunner(question, s, tracking=False)
     # --pretrained: registered models replace these pre-trainings (their trials, steps and data).
     registered, unresolved = planned_cells(question, s)
-
     # Datasets: the runner's own directory names; complete ones are reused, not generated.
     datasets, cached_dirs = [], {}
     for r in dataset_requests(question, s, replaced_labels(question, s, registered)):

@@ -206,12 +206,24 @@ def race_config(trial: TrialSpec, settings: SweepSettings):
     return RaceConfig(trial.lrs, grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
 
 
+def _tracking(trial: TrialSpec, context: TrialContext, tags: dict[str, Any], race: bool):
+    """The trial's MLflow run request; a race: one per learning rate, named and tagged as its own trial's."""
+    from sciml.training.runner import TrackingRequest
+
+    def request(spec: TrialSpec, tags: dict[str, Any]):
+        return TrackingRequest(experiment=context.experiment, run_name=spec.key, tags=tags,
+                               parent_run_id=context.parent_run_id, uri=context.tracking_uri,
+                               model_record="path" if spec.recipe == "pretrain" else "none")
+
+    return [request(t, {**tags, "lr": t.lr}) for t in trial.candidates()] if race else request(trial, tags)
+
+
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Tune trainable: one training (or evaluation) run, then report its final metrics."""
     from ray import tune
 
     from sciml.training.config import ResourceConfig
-    from sciml.training.runner import DataSelection, TrackingRequest, run_training
+    from sciml.training.runner import DataSelection, run_training
 
     trial = TrialSpec(**config["trial"])
     settings = context.settings
@@ -240,15 +252,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             "stopped_early": False,  # the runner sets True on a trial its scheduler stops
             "datasets": "streamed" if streamed else "materialized"}
     race = race_config(trial, settings)
-    tracking = None
-    if context.tracking_uri:
-        # A race: one MLflow run per learning rate, named and tagged as its own trial would be.
-        tracking = [TrackingRequest(experiment=context.experiment, run_name=t.key, tags={**tags, "lr": t.lr},
-                                    parent_run_id=context.parent_run_id, uri=context.tracking_uri,
-                                    model_record="none") for t in trial.candidates()] if race else \
-            TrackingRequest(experiment=context.experiment, run_name=trial.key, tags=tags,
-                            parent_run_id=context.parent_run_id, uri=context.tracking_uri,
-                            model_record="path" if pretraining else "none")
+    tracking = _tracking(trial, context, tags, race is not None) if context.tracking_uri else None
     from sciml.training.session import forwarding_reports
 
     # Validations reach Tune only when a scheduler decides on them: every Tune result costs a
