@@ -79,26 +79,22 @@ def curves(args, out: str) -> dict:
     return found
 
 
-def epochs_at(schedule, validations: int) -> int:
-    """The epoch of a run's `validations`-th validation."""
-    return min(validations * schedule.eval_every, schedule.epochs)
-
-
 def replay(race, by_lr: dict[float, list[float]]) -> tuple[float, dict[float, int]]:
-    """The race's decisions on full curves: (the learning rate it keeps, validations each candidate ran)."""
+    """The race's decisions on full curves, by its own schedule and ranking (sciml/training/race.py):
+    (the learning rate it keeps, validations each candidate ran)."""
     lrs = list(race.lrs)
-    total = len(next(iter(by_lr.values()))) - 1
-    best = {lr: lambda v, lr=lr: min(by_lr[lr][:v + 1]) for lr in lrs}  # the start counts (epoch 0)
+    total = len(by_lr[lrs[0]]) - 1
+
+    def best(lr: float, validations: int) -> float:  # best so far; the start (epoch 0) counts
+        return min(by_lr[lr][:validations + 1])
+
     running, ran = list(range(len(lrs))), {}
-    for rung in race.rungs(total):
-        if len(running) == 1:
-            break
-        ranked = sorted(running, key=lambda i: (best[lrs[i]](rung), i))
-        running = ranked[:race.survivors(len(running))]
-        ran.update({lrs[i]: rung for i in ranked[len(running):]})
+    for rung, keep in race.schedule(total):
+        ranked = sorted(running, key=lambda i: (best(lrs[i], rung), i))
+        running = ranked[:keep]
+        ran.update({lrs[i]: rung for i in ranked[keep:]})
     ran.update({lrs[i]: total for i in running})
-    chosen = min(lrs, key=lambda lr: (best[lr](ran[lr]), lrs.index(lr)))
-    return chosen, ran
+    return min(lrs, key=lambda lr: (best(lr, ran[lr]), lrs.index(lr))), ran
 
 
 def decided_from(by_lr: dict[float, list[float]], chosen: float) -> int | None:
@@ -143,7 +139,7 @@ def main(argv=None) -> int:
         for (recipe, n), by_lr in sorted(found.items()):
             schedule = schedules[recipe, n]
             chosen, ran = replay(race_of(tuple(sorted(by_lr))), by_lr)
-            steps += sum(epochs_at(schedule, v) for v in ran.values()) * schedule.steps_per_epoch
+            steps += sum(schedule.epochs_at(v) for v in ran.values()) * schedule.steps_per_epoch
             steps += (grid_settings.seeds - 1) * schedule.total_steps  # the later seeds, once each
             cell = grid_rows[(grid_rows["recipe"] == recipe) & (grid_rows["n_train"] == n)]
             chosen_rows.append(cell[cell["lr"] == chosen])

@@ -264,10 +264,9 @@ def trial_cost(t, s: SweepSettings, context, rates: dict[str, Any]) -> TrialCost
     cfg = trial_config(t, s, t.checkpoint or ("<random init>" if t.recipe == "zeroshot" else None))
     rows = context.dataset_keys(t).get("train", (None, None, 0))[2]
     schedule = EpochSchedule.plan(cfg, math.ceil(rows / world), world)
-    validations = sum(schedule.validates(e) for e in range(1, schedule.epochs + 1))
     race = race_config(t, s)
-    reached = race.validations_run(validations) if race else [validations]
-    steps = sum(min(v * schedule.eval_every, schedule.epochs) for v in reached) * schedule.steps_per_epoch
+    reached = race.validations_run(schedule.validations) if race else [schedule.validations]
+    steps = sum(schedule.epochs_at(v) for v in reached) * schedule.steps_per_epoch
     # Every run also validates its starting weights and tests its best ones.
     eval_examples = sum(v + 1 for v in reached) * s.n_val + len(reached) * s.n_test
     seconds = {}

@@ -269,14 +269,13 @@ class SweepRunner:
             metrics = _final_metrics(result.metrics, result.error)
             if metrics is None:
                 failed.append((TrialSpec(**spec).key, result.error))
-            elif RACE_KEY in metrics:
-                metrics.update(search=s.search, scheduler=scheduler)
-                finished += race_results(spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key))
-            else:
-                metrics.update(search=s.search, scheduler=scheduler)
-                finished.append((spec, metrics, metrics.get("trial_key", TrialSpec(**spec).key)))
-        # A race's stopped learning rates ended their MLflow runs themselves; Tune's stopped trials did not.
-        self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early") and scheduler != "race"])
+                continue
+            metrics.update(search=s.search, scheduler=scheduler)
+            trial_id = metrics.get("trial_key", TrialSpec(**spec).key)
+            finished += race_results(spec, metrics, trial_id) if RACE_KEY in metrics else [(spec, metrics, trial_id)]
+        # Only trials Tune stopped left their MLflow runs open (a race closes its stopped learning rates' runs).
+        if scheduler in STOPPING_SCHEDULERS:
+            self._tag_stopped([m for _, m, _ in finished if m.get("stopped_early")])
         self._close_orphans(name)  # after the stopped ones are closed as such
         for key, error in failed:
             _log(f"trial failed: {key}: {str(error).splitlines()[0] if error else 'no metrics'}")

@@ -197,14 +197,21 @@ class RaceConfig:
         """How many of `running` candidates go on past a rung (at least one)."""
         return max(1, int(running / self.reduction_factor))
 
-    def validations_run(self, validations: int) -> list[int]:
-        """How many validations each candidate runs (best first) in a run of `validations`: known
-        in advance, since only which candidates stop depends on their errors, not how many."""
-        running, stopped = len(self.lrs), []
+    def schedule(self, validations: int) -> list[tuple[int, int]]:
+        """(rung, candidates going on past it) for each rung where candidates stop, in a run of
+        `validations`: known in advance; only which candidates stop depends on their errors."""
+        steps, running = [], len(self.lrs)
         for rung in self.rungs(validations):
             if running == 1:
                 break
-            keep = self.survivors(running)
+            running = self.survivors(running)
+            steps.append((rung, running))
+        return steps
+
+    def validations_run(self, validations: int) -> list[int]:
+        """How many validations each candidate runs (best first) in a run of `validations`."""
+        running, stopped = len(self.lrs), []
+        for rung, keep in self.schedule(validations):
             stopped += [rung] * (running - keep)
             running = keep
         return [validations] * running + stopped[::-1]

@@ -141,6 +141,15 @@ class EpochSchedule:
     def validates(self, epoch: int) -> bool:
         return epoch % self.eval_every == 0 or epoch == self.epochs
 
+    @property
+    def validations(self) -> int:
+        """How many times a whole run validates (the starting weights not counted)."""
+        return self.epochs // self.eval_every + (self.epochs % self.eval_every > 0)
+
+    def epochs_at(self, validations: int) -> int:
+        """The epoch of the run's `validations`-th validation (where a race can stop it)."""
+        return min(validations * self.eval_every, self.epochs)
+
 
 @dataclass
 class BestWeights:

@@ -62,18 +62,14 @@ class Race:
     def run(self) -> dict[str, Any]:
         for trainer in self.trainers:
             trainer.start()
-        schedule = self.trainers[0].schedule
-        validations = sum(schedule.validates(epoch) for epoch in range(1, schedule.epochs + 1))
         finals: dict[int, dict[str, Any]] = {}
         running = list(range(len(self.trainers)))
-        for rung in self.race.rungs(validations):
-            if len(running) == 1:
-                break
+        for rung, keep in self.race.schedule(self.trainers[0].schedule.validations):
             for i in running:
                 self.trainers[i].advance(rung)
             ranked = self._ranked(running)
-            running = ranked[:self.race.survivors(len(running))]
-            for i in ranked[len(running):]:
+            running = ranked[:keep]
+            for i in ranked[keep:]:
                 finals[i] = self.trainers[i].conclude()
         for i in running:
             self.trainers[i].advance()
