@@ -218,7 +218,10 @@ def cell_asha(epochs: int, grace_period: int, reduction_factor: float, demote: b
             if trial.trial_id not in scheduler._trial_info:  # restored after a kill: re-register
                 scheduler.on_trial_add(tune_controller, trial)
             if trial.trial_id in self.demoted:
-                action = TrialScheduler.STOP
+                # At its last validation a demoted trial has trained every epoch: stopping it there would only
+                # skip its test (and leave a "stopped" row that ran to the end), so it finishes.
+                last = result.get("epoch") is not None and result.get("epoch") == result.get("epochs")
+                action = TrialScheduler.CONTINUE if last else TrialScheduler.STOP
             else:
                 action = scheduler.on_trial_result(tune_controller, trial, result)
             if demote and action == TrialScheduler.CONTINUE:

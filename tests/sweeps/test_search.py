@@ -153,3 +153,24 @@ def test_a_demoted_trials_completion_records_nothing_that_could_stop_its_rival()
     assert _feed(scheduler, [(ahead, 6, 0.05)]) == [TrialScheduler.STOP]
     scheduler.on_trial_complete(None, ahead, {"validations": 6, "val_rel_l2": 0.05})
     assert _feed(scheduler, [(behind, 6, 0.20)]) == [TrialScheduler.CONTINUE]
+
+
+def test_a_trial_demoted_at_its_last_validation_finishes_instead_of_stopping():
+    """Found in a fresh-clone run: a trial demoted just before its last validation was stopped there, after
+    training every epoch, and recorded as stopped early with epochs_run == epochs."""
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = cell_asha(epochs=4, grace_period=1, reduction_factor=2.0, demote=True)
+    ahead, behind = _Trial("a", 1e-4), _Trial("b", 1e-3)
+    for trial in (ahead, behind):
+        scheduler.on_trial_add(None, trial)
+    go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP
+    assert _feed(scheduler, [(ahead, 1, 0.40), (ahead, 3, 0.30), (behind, 1, 0.20)]) == [go, go, go]  # demoted
+    last = {"validations": 4, "val_rel_l2": 0.25, "epoch": 4, "epochs": 4}
+    assert scheduler.on_trial_result(None, ahead, last) == go
+    # Before its last validation the same demotion stops it.
+    scheduler = cell_asha(epochs=5, grace_period=1, reduction_factor=2.0, demote=True)
+    for trial in (ahead, behind):
+        scheduler.on_trial_add(None, trial)
+    assert _feed(scheduler, [(ahead, 1, 0.40), (ahead, 3, 0.30), (behind, 1, 0.20)]) == [go, go, go]
+    assert scheduler.on_trial_result(None, ahead, {**last, "epochs": 5}) == stop
