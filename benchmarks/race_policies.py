@@ -8,14 +8,15 @@ script
 1. trains every grid learning rate of every cell of `sweep_efficiency.py`'s reduced laptop
    Q1 to the end on the first seed, one race without rungs per cell (each validation
    recorded in a local MLflow store under DIR/curves);
-2. replays each policy on those curves with the race's own rules (RaceConfig.rungs and
-   survivors; candidates ranked by their best validation error so far);
+2. replays each policy (grace period x reduction factor x what rungs rank by) on those curves
+   with the race's own rules (RaceConfig.schedule; candidates ranked by their best validation
+   error so far, or by the better of that and their averaged weights' error, sciml/training/race.py);
 3. scores it against the grid half of a `sweep_efficiency.py --out DIR` run: the later
    seeds train the chosen learning rate exactly as the grid's trials did, so their test
    errors are the grid's rows.
 
 It also prints, per cell, from which validation on the learning rate the grid chooses
-leads the others for good: no policy that decides earlier can agree there.
+leads the others for good, by either ranking: no policy that decides earlier can agree there.
 
 Usage (after `python benchmarks/sweep_efficiency.py --out DIR`; about 6 minutes)::
 
@@ -41,11 +42,13 @@ REDUCTION_FACTORS = (2.0, 3.0, 4.0)
 
 
 def curves(args, out: str) -> dict:
-    """{(recipe, n): {lr: [val at validation 0 (the start), 1, 2, ...]}} on the first seed, cached in DIR/curves."""
+    """{(recipe, n): {lr: {"val": [at validation 0 (the start), 1, 2, ...], "averaged": [inf, 1, 2, ...]}}}:
+    the validation errors of each run's weights and of their running average, on the first seed,
+    cached in DIR/curves."""
     path = os.path.join(out, "curves", "curves.json")
-    if os.path.exists(path):
-        return {tuple(json.loads(k)): {float(lr): v for lr, v in by_lr.items()}
-                for k, by_lr in json.load(open(path)).items()}
+    cached = json.load(open(path)) if os.path.exists(path) else {}
+    if cached and all(isinstance(v, dict) for by_lr in cached.values() for v in by_lr.values()):
+        return {tuple(json.loads(k)): {float(lr): v for lr, v in by_lr.items()} for k, by_lr in cached.items()}
     from mlflow.tracking import MlflowClient
 
     from sciml.data.ray_datasets import DataSource
@@ -72,36 +75,49 @@ def curves(args, out: str) -> dict:
                                    ResourceConfig(), os.path.join(out, "curves", f"{recipe}-{n}"), tracking=tracking,
                                    race=RaceConfig(lrs, grace_period=10**6))  # no rungs: every lr to the end
             client = MlflowClient(uri)
-            found[recipe, n] = {c["lr"]: [m.value for m in sorted(client.get_metric_history(
-                c["mlflow_run_id"], "val_rel_l2"), key=lambda m: m.step)] for c in outcome.metrics["race"]}
+
+            def history(run_id: str, metric: str) -> list[float]:
+                return [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+            found[recipe, n] = {c["lr"]: {"val": history(c["mlflow_run_id"], "val_rel_l2"),
+                                          "averaged": [math.inf] + history(c["mlflow_run_id"], "val_rel_l2_averaged")}
+                                for c in outcome.metrics["race"]}
             print(f"curves: {recipe} N={n} done", flush=True)
     json.dump({json.dumps(list(k)): v for k, v in found.items()}, open(path, "w"))
     return found
 
 
-def replay(race, by_lr: dict[float, list[float]]) -> tuple[float, dict[float, int]]:
+def replay(race, by_lr: dict[float, dict]) -> tuple[float, dict[float, int]]:
     """The race's decisions on full curves, by its own schedule and ranking (sciml/training/race.py):
-    (the learning rate it keeps, validations each candidate ran)."""
+    (the learning rate the sweep chooses, by validation error as from its rows; validations each candidate ran)."""
     lrs = list(race.lrs)
-    total = len(by_lr[lrs[0]]) - 1
+    total = len(by_lr[lrs[0]]["val"]) - 1
 
     def best(lr: float, validations: int) -> float:  # best so far; the start (epoch 0) counts
-        return min(by_lr[lr][:validations + 1])
+        return min(by_lr[lr]["val"][:validations + 1])
+
+    def rank(lr: float, validations: int) -> float:  # race.rank_error
+        averaged = by_lr[lr]["averaged"][validations] if race.rank_by == "averaged" else math.inf
+        return min(best(lr, validations), averaged)
 
     running, ran = list(range(len(lrs))), {}
     for rung, keep in race.schedule(total):
-        ranked = sorted(running, key=lambda i: (best(lrs[i], rung), i))
+        ranked = sorted(running, key=lambda i: (rank(lrs[i], rung), i))
         running = ranked[:keep]
         ran.update({lrs[i]: rung for i in ranked[keep:]})
     ran.update({lrs[i]: total for i in running})
     return min(lrs, key=lambda lr: (best(lr, ran[lr]), lrs.index(lr))), ran
 
 
-def decided_from(by_lr: dict[float, list[float]], chosen: float) -> int | None:
-    """The first validation from which `chosen` has the lowest best-so-far error for good (None: never)."""
-    total = len(next(iter(by_lr.values()))) - 1
-    leads = [all(min(by_lr[chosen][:v + 1]) < min(other[:v + 1]) for lr, other in by_lr.items() if lr != chosen)
-             for v in range(total + 1)]
+def decided_from(by_lr: dict[float, dict], chosen: float, rank_by: str) -> int | None:
+    """The first validation from which `chosen` ranks first for good, by `rank_by` (None: never)."""
+    total = len(next(iter(by_lr.values()))["val"]) - 1
+
+    def rank(lr: float, v: int) -> float:
+        averaged = by_lr[lr]["averaged"][v] if rank_by == "averaged" else math.inf
+        return min(min(by_lr[lr]["val"][:v + 1]), averaged)
+
+    leads = [all(rank(chosen, v) < rank(lr, v) for lr in by_lr if lr != chosen) for v in range(total + 1)]
     if not leads[-1]:
         return None
     first = total
@@ -114,7 +130,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from sciml.sweeps.trials import TrialSpec, trial_config
-    from sciml.training.config import RaceConfig
+    from sciml.training.config import RACE_RANKS, RaceConfig
     from sciml.training.loop import EpochSchedule
     from sweep_efficiency import agreement, parse, settings_pair
 
@@ -149,33 +165,37 @@ def main(argv=None) -> int:
         marked = [pick + ("!" if pick.split(":")[0] in misses else "") for pick in picks]
         return int(table["agrees"].sum()), steps / grid_steps, " ".join(marked)
 
-    print("Per cell (first seed): the grid's learning rate, and from which validation it leads for good")
+    print("Per cell (first seed): the grid's learning rate, and from which validation it ranks first for good, "
+          "by the best validation error so far / with the averaged weights")
     grid_choice = {(r.recipe, r.n_train): r.lr for r in grid_best[grid_best["recipe"] != "zeroshot"].itertuples()}
     for (recipe, n), by_lr in sorted(found.items()):
-        lead = decided_from(by_lr, grid_choice[recipe, n])
-        total = len(next(iter(by_lr.values()))) - 1
-        print(f"  {recipe:8s} N={n:4d}: lr {grid_choice[recipe, n]:g}, leads from validation "
-              f"{lead if lead is not None else 'never'} of {total}")
+        leads = [decided_from(by_lr, grid_choice[recipe, n], rank_by) for rank_by in ("best", "averaged")]
+        total = len(next(iter(by_lr.values()))["val"]) - 1
+        print(f"  {recipe:8s} N={n:4d}: lr {grid_choice[recipe, n]:g}, ranks first from validation "
+              + " / ".join("never" if lead is None else str(lead) for lead in leads) + f" of {total}")
     rows = []
-    for grace in GRACE_PERIODS:
-        for factor in REDUCTION_FACTORS:
-            agree, ratio, picks = score(lambda lrs: RaceConfig(lrs, grace_period=grace, reduction_factor=factor))
-            rows.append((grace, factor, agree, ratio, picks))
-    table = pd.DataFrame(rows, columns=["grace", "factor", "cells_agreeing", "steps_ratio", "choices (! = miss)"])
+    for rank_by in RACE_RANKS:
+        for grace in GRACE_PERIODS:
+            for factor in REDUCTION_FACTORS:
+                agree, ratio, picks = score(lambda lrs: RaceConfig(lrs, grace_period=grace, reduction_factor=factor,
+                                                                   rank_by=rank_by))
+                rows.append((rank_by, grace, factor, agree, ratio, picks))
+    columns = ["rank_by", "grace", "factor", "cells_agreeing", "steps_ratio", "choices (! = miss)"]
+    table = pd.DataFrame(rows, columns=columns)
     # With three rates every factor keeps one after the first rung: one row per distinct outcome.
-    table = (table.groupby(["grace", "cells_agreeing", "steps_ratio", "choices (! = miss)"], as_index=False)
-             .agg(factor=("factor", lambda f: ",".join(f"{v:g}" for v in f))))
-    table = table[["grace", "factor", "cells_agreeing", "steps_ratio", "choices (! = miss)"]]
-    table = table.sort_values(["cells_agreeing", "steps_ratio"], ascending=[False, True])
+    table = (table.groupby([c for c in columns if c != "factor"], as_index=False)
+             .agg(factor=("factor", lambda f: ",".join(f"{v:g}" for v in f))))[columns]
+    table = table.sort_values(["cells_agreeing", "steps_ratio", "rank_by"], ascending=[False, True, True])
     print(f"\nPolicies ({len(found)} cells, {grid_settings.seeds} seeds, the first searching; issue 10: >= 90% of "
           "cells, <= 0.40 of the steps):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     table.to_csv(os.path.join(args.out, "race_policies.csv"), index=False)
-    best = table[table["steps_ratio"] <= 0.40].head(1)
-    if not best.empty:
-        print(f"\nbest within 0.40 of the steps: grace {int(best['grace'].iloc[0])}, factor "
-              f"{best['factor'].iloc[0]}: {int(best['cells_agreeing'].iloc[0])}/{len(found)} cells, "
-              f"{best['steps_ratio'].iloc[0]:.3f} of the steps")
+    for rank_by in RACE_RANKS:
+        best = table[(table["steps_ratio"] <= 0.40) & (table["rank_by"] == rank_by)].head(1)
+        if not best.empty:
+            print(f"best within 0.40 of the steps, ranked by {rank_by}: grace {int(best['grace'].iloc[0])}, factor "
+                  f"{best['factor'].iloc[0]}: {int(best['cells_agreeing'].iloc[0])}/{len(found)} cells, "
+                  f"{best['steps_ratio'].iloc[0]:.3f} of the steps")
     return 0
 
 

@@ -4,14 +4,16 @@ Runs the same downstream cells twice in one process, sharing datasets and the pr
 checkpoint (made once, before either is timed):
 
 1. the paper's protocol: every grid learning rate, every seed, every trial to the end (grid, fifo);
-2. an opt-in combination. Default, the cheapest that agreed in every cell
-   (benchmarks/race_policies.py): `--search grid --scheduler race --grace-period 13
-   --search-seeds first`: on the first seed, one trial per cell races the grid's learning
-   rates in lockstep and keeps the best third at each rung; the other seeds train once at
-   the first seed's choice (the grid too trains one learning rate for all seeds, chosen by
-   the mean over seeds). `--grace-period 4` is cheaper and agrees in fewer cells. `--scheduler halving` is Tune's per-cell ASHA
-   with demotion over separate trials; `--search optuna --trials-per-cell K --search-seeds
-   each` is the per-seed Optuna search.
+2. an opt-in combination. Default, the middle of the grace periods (7-9) that agree in every
+   cell within 0.40 of the steps (benchmarks/race_policies.py): `--search grid --scheduler race
+   --grace-period 8 --search-seeds first` (rungs ranked by `--race-rank averaged`, the default):
+   on the first seed, one trial per cell races the grid's learning rates in lockstep and keeps
+   the best third at each rung, ranked by the better of each one's best validation error and
+   that of its averaged weights; the other seeds train once at the first seed's choice (the
+   grid too trains one learning rate for all seeds, chosen by the mean over seeds).
+   `--race-rank best --grace-period 13` is the cheapest that agrees without the averaged
+   weights. `--scheduler halving` is Tune's per-cell ASHA with demotion over separate trials;
+   `--search optuna --trials-per-cell K --search-seeds each` is the per-seed Optuna search.
 
 Prints, opt-in / grid: training steps, trial-seconds and wall seconds of each downstream
 run, and the share of cells whose opt-in test error is within 10% of the grid's median or
@@ -23,7 +25,7 @@ is of the search, on the same grid range). "Reduced": the laptop Q1 profile (SYS
 Examples::
 
     python benchmarks/sweep_efficiency.py                 # reduced laptop Q1, 3 seeds (tens of minutes)
-    python benchmarks/sweep_efficiency.py --grace-period 4
+    python benchmarks/sweep_efficiency.py --race-rank best --grace-period 13
     python benchmarks/sweep_efficiency.py --search optuna --trials-per-cell 2 --grace-period 2 --search-seeds each
     python benchmarks/sweep_efficiency.py --quick         # smoke sizes, for the test suite
 """
@@ -56,7 +58,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--scheduler", choices=("asha", "halving", "race"), default="race")
     p.add_argument("--search-seeds", choices=("each", "first"), default="first",
                    help="first: only the first seed searches, the others train once at its choice")
-    p.add_argument("--grace-period", type=int, default=13)
+    p.add_argument("--grace-period", type=int, default=8)
+    p.add_argument("--race-rank", choices=("averaged", "best"), default="averaged", help="race: what rungs rank by")
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--out", help="working directory (default: a temporary one)")
     p.add_argument("--quick", action="store_true", help="smoke sizes, one seed (< 3 minutes)")
@@ -81,10 +84,12 @@ def settings_pair(args, out: str):
             n_values=tuple(args.n_values), scratch_extra_n=(), epochs=args.epochs, seeds=args.seeds)
     base = base.with_overrides(extend_edges=0, cache=os.path.join(out, "cache"))
     grid = base.with_overrides(out=os.path.join(out, "grid"), search="grid", scheduler="fifo")
-    label = f"{args.search}-{args.scheduler}-g{args.grace_period}-{args.search_seeds}"
+    label = f"{args.search}-{args.scheduler}-g{args.grace_period}-{args.search_seeds}" + (
+        f"-{args.race_rank}" if args.scheduler == "race" else "")
     opt = base.with_overrides(out=os.path.join(out, label), search=args.search, scheduler=args.scheduler,
                               trials_per_cell=args.trials_per_cell, grace_period=args.grace_period,
-                              reduction_factor=args.reduction_factor, search_seeds=args.search_seeds)
+                              reduction_factor=args.reduction_factor, search_seeds=args.search_seeds,
+                              race_rank=args.race_rank)
     return grid, opt
 
 

@@ -9,7 +9,7 @@ from sciml.cli import OneLineParser, fail, fail_for_field
 from sciml.ray_env import settle_job_outputs
 from sciml.sweeps.profiles import PROFILES, profile_settings
 from sciml.sweeps.questions import Q4_OOD, QUESTIONS, Question
-from sciml.sweeps.settings import SCHEDULERS, SEARCH_SEEDS, SEARCHES
+from sciml.sweeps.settings import RACE_RANKS, SCHEDULERS, SEARCH_SEEDS, SEARCHES
 
 # Which command-line flag sets each SweepSettings field a validation message names.
 FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", "n_values": "--n-values",
@@ -23,7 +23,7 @@ FLAGS = {"profile": "--profile", "presets": "--presets", "preset": "--presets", 
          # Search, early stopping and grid edges (sciml/sweeps/search.py).
          "search": "--search", "trials_per_cell": "--trials-per-cell", "scheduler": "--scheduler",
          "grace_period": "--grace-period", "reduction_factor": "--reduction-factor", "extend_edges": "--extend-edges",
-         "search_seeds": "--search-seeds"}
+         "search_seeds": "--search-seeds", "race_rank": "--race-rank"}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -98,6 +98,9 @@ def parser(question: Question) -> argparse.ArgumentParser:
                         "rate may be stopped (2)")
     search.add_argument("--reduction-factor", type=float, help="asha, halving, race: keep the best 1/factor at "
                         "each rung (3)")
+    search.add_argument("--race-rank", choices=RACE_RANKS, help="race: rank candidates at a rung by averaged "
+                        "(default): the better of their best validation error so far and that of a running "
+                        "average of their weights; best: the former only")
     search.add_argument("--extend-edges", type=int, help="grid: rounds adding the next lr beyond a cell's best lr "
                         "when it is the smallest or largest tried (laptop, paper: 1; smoke: 0)")
     search.add_argument("--search-seeds", choices=SEARCH_SEEDS, help="with --seeds k: each (default): every seed "
@@ -142,7 +145,8 @@ def main(question_key: str, argv: list[str] | None = None) -> int:
                                                                          else None),
             pretrained=tuple(args.pretrained) if args.pretrained else None, search=args.search,
             trials_per_cell=args.trials_per_cell, scheduler=args.scheduler, grace_period=args.grace_period,
-            reduction_factor=args.reduction_factor, extend_edges=args.extend_edges, search_seeds=args.search_seeds)
+            reduction_factor=args.reduction_factor, extend_edges=args.extend_edges, search_seeds=args.search_seeds,
+            race_rank=args.race_rank)
         if settings.ood:
             question = Question(question.key, question.title, question.figure, question.tasks + Q4_OOD)
         question = question.restricted_to(settings.systems)

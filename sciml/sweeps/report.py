@@ -141,6 +141,10 @@ def _settings_line(settings: SweepSettings) -> str:
             + f" {search_line(settings)}")
 
 
+RANKED_BY = {"averaged": "the better of the best validation error and that of the averaged weights",
+             "best": "the best validation error"}
+
+
 def search_line(s: SweepSettings) -> str:
     """How the learning rates were chosen and trials stopped (sciml/sweeps/search.py)."""
     search = (f"Optuna (TPE), {s.trials_per_cell} learning rates per cell" if s.search == "optuna"
@@ -148,7 +152,8 @@ def search_line(s: SweepSettings) -> str:
     stop = {"fifo": "every trial ran to the end", "asha": f"ASHA stopped trials early (grace {s.grace_period}, "
             f"factor {s.reduction_factor:g})", "halving": f"ASHA with demotion stopped trials early (grace "
             f"{s.grace_period}, factor {s.reduction_factor:g})", "race": f"each cell's learning rates raced in one "
-            f"trial, the best 1/{s.reduction_factor:g} going on at each rung (grace {s.grace_period})"}[s.scheduler]
+            f"trial, the best 1/{s.reduction_factor:g} going on at each rung (grace {s.grace_period}, ranked by "
+            f"{RANKED_BY[s.race_rank]})"}[s.scheduler]
     if s.seeds > 1 and s.search_seeds == "first":
         return (f"Search: {search} on seed {s.seed} only, where {stop}; the other seeds trained once, at the "
                 f"learning rate seed {s.seed} chose.")

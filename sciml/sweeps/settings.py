@@ -8,6 +8,7 @@ from typing import Any
 from sciml.core.checks import (check_choice, check_int, check_ints, check_modes_fit, check_number, check_numbers,
                                check_precision, check_resolution)
 from sciml.physics import SYSTEMS
+from sciml.training.config import RACE_RANKS
 
 SEARCHES = ("grid", "optuna")  # how a cell's learning rates are chosen (sciml/sweeps/search.py)
 # Whether a cell's unpromising learning rates stop early: Tune stops trials (asha, halving), or
@@ -66,6 +67,7 @@ class SweepSettings:
     scheduler: str = "fifo"  # fifo | asha | halving (ASHA plus demotion) | race (sciml/sweeps/search.py)
     grace_period: int = 2  # asha, halving, race: validations before a learning rate can be stopped
     reduction_factor: float = 3.0  # asha, halving, race: keep the best 1/reduction_factor at each rung
+    race_rank: str = "averaged"  # race: rank by averaged | best (RaceConfig.rank_by, sciml/training/race.py)
     extend_edges: int = 0  # grid: rounds that add the next lr beyond a cell's best-at-the-edge lr
     search_seeds: str = "each"  # each | first: only the first seed searches; the others train at its choice
 
@@ -122,6 +124,7 @@ class SweepSettings:
         check_number("reduction_factor", self.reduction_factor, 1, low_open=True)
         check_int("extend_edges", self.extend_edges, 0)
         check_choice("search_seeds", self.search_seeds, SEARCH_SEEDS)
+        check_choice("race_rank", self.race_rank, RACE_RANKS)
         if self.scheduler in STOPPING_SCHEDULERS and self.workers_per_trial > 0:
             # Measured with Ray 2.60 (smoke, 2 CPUs): after ASHA stops a DDP trial, the next trials
             # start but never report (TorchTrainer.fit under a stopped Tune trial does not release

@@ -203,7 +203,8 @@ def race_config(trial: TrialSpec, settings: SweepSettings):
 
     if not trial.lrs:
         return None
-    return RaceConfig(trial.lrs, grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+    return RaceConfig(trial.lrs, grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
+                      rank_by=settings.race_rank)
 
 
 def _tracking(trial: TrialSpec, context: TrialContext, tags: dict[str, Any], race: bool):

@@ -10,6 +10,7 @@ from sciml.core.checks import check_choice, check_int, check_number, check_preci
 
 RECIPES = ("pretrain", "scratch", "finetune", "evaluate")
 RACE_KEY = "race"  # a race's final report: every candidate's final metrics (a JSON list; sciml/training/race.py)
+RACE_RANKS = ("averaged", "best")  # what a race's rungs rank candidates by (RaceConfig.rank_by)
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,15 @@ class RaceConfig:
 
     Every candidate trains in the same process on the same data, in lockstep; at each rung
     (`grace_period` x `reduction_factor`^k validations) the best 1/`reduction_factor` of the
-    candidates still running, by best validation error so far, go on and the others stop.
+    candidates still running go on and the others stop. `rank_by`: `averaged`, the better of a
+    candidate's best validation error so far and that of a running average of its weights;
+    `best`, the former only (sciml/training/race.py says why the average).
     """
 
     lrs: tuple[float, ...]
     grace_period: int = 4
     reduction_factor: float = 3.0
+    rank_by: str = "averaged"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
@@ -184,6 +188,7 @@ class RaceConfig:
             check_number("race.lrs", lr, 0, 1, low_open=True)
         check_int("race.grace_period", self.grace_period, 1)
         check_number("race.reduction_factor", self.reduction_factor, 1, low_open=True)
+        check_choice("race.rank_by", self.rank_by, RACE_RANKS)
 
     def rungs(self, validations: int) -> list[int]:
         """The validation counts at which candidates are compared, before the run's last validation."""

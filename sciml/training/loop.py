@@ -178,6 +178,28 @@ class BestWeights:
         return cls(state["epoch"], state["val_rel_l2"], state["state"])
 
 
+class WeightAverage:
+    """A running average of a model's weights over its optimizer steps, weighting step t by t
+    (polynomial-decay averaging with eta = 1, Shamir & Zhang 2013): recent steps count most.
+
+    Why: with a cosine schedule a high learning rate's iterates are noisy until the schedule
+    decays, so their validation error hides how good the run is; the average damps that noise
+    the way the decay will (a race ranks by it, sciml/training/race.py). It costs no optimizer
+    steps and never changes the run's own weights.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = copy.deepcopy(model)
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        weight = 2.0 / (self.steps + 1)  # average_t = (1 - w) average_{t-1} + w theta_t: weights proportional to t
+        for averaged, current in zip(self.model.parameters(), model.parameters()):
+            averaged.lerp_(current, weight)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Ray Train's entry point on every worker: `config` is a `LoopConfig.to_dict()`."""
     loop = LoopConfig.from_dict(config)
@@ -230,6 +252,9 @@ class Trainer:
         self._loss_sum, self._rows_seen, self._evaluations = 0.0, 0.0, 0
         self.steps, self.train_seconds = 0, 0.0  # compute so far (restored on resume)
         self.best_test: float | None = None  # test error of the best weights (test_on_improvement)
+        # A race's candidates also validate a running average of their weights (race.py).
+        self.average: WeightAverage | None = None
+        self.averaged_val: float = math.inf  # its validation error at the last validation
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -352,6 +377,8 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model)
         return loss
 
     # -- validate-and-report --------------------------------------------------------------
@@ -364,12 +391,16 @@ class Trainer:
             self._test_best()
         record = {"epoch": epoch, "train_loss": train_loss, "val_rel_l2": val_error,
                   "best_val_rel_l2": self.best.val_rel_l2, "lr": self.scheduler.get_last_lr()[0]}
+        logged = {"train_loss": train_loss, "val_rel_l2": val_error}
+        if self.average is not None:
+            self.averaged_val = evaluate(self.average.model, self.data.val, self.session, self.cfg, self.device)
+            record["val_rel_l2_averaged"] = logged["val_rel_l2_averaged"] = self.averaged_val
         self.history.append(record)
         self._evaluations += 1
         last = epoch == self.schedule.epochs
         resumable = self.checkpoint_every is not None and (self._evaluations % self.checkpoint_every == 0 or last)
         if self.logger:
-            self.logger.log_metrics({"train_loss": train_loss, "val_rel_l2": val_error}, step=epoch)
+            self.logger.log_metrics(logged, step=epoch)
             if resumable:
                 # A restarted worker resumes after this checkpoint and logs only later epochs:
                 # the batched metrics up to it must be in the store before it exists.

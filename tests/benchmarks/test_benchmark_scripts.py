@@ -42,9 +42,10 @@ def test_sweep_efficiency_quick_compares_grid_and_opt_in_search(ray_address, tmp
         assert line in out
     # The race policies replayed on the first seed's full curves, scored against that grid half.
     out = _run("benchmarks/race_policies.py", "--quick", "--out", str(tmp_path), ray_address=ray_address)
-    assert "leads from validation" in out and "cells_agreeing" in out
+    assert "ranks first from validation" in out and "cells_agreeing" in out
     policies = (tmp_path / "race_policies.csv").read_text().splitlines()
-    assert policies[0].startswith("grace,factor,cells_agreeing,steps_ratio") and len(policies) > 1
+    assert policies[0].startswith("rank_by,grace,factor,cells_agreeing,steps_ratio") and len(policies) > 1
+    assert {line.split(",")[0] for line in policies[1:]} == {"averaged", "best"}
 
 
 def test_trial_overhead_quick_times_both_variants(ray_address, tmp_path):

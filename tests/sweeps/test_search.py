@@ -78,7 +78,8 @@ def test_asha_with_ddp_workers_is_refused_naming_the_field():
         with pytest.raises(ValueError, match=f"^scheduler: {scheduler} needs local-mode trials"):
             smoke.with_overrides(scheduler=scheduler, workers_per_trial=1)
     for field, value in (("search", "random"), ("scheduler", "hyperband"), ("trials_per_cell", 0),
-                         ("grace_period", 0), ("reduction_factor", 1.0), ("extend_edges", -1)):
+                         ("grace_period", 0), ("reduction_factor", 1.0), ("extend_edges", -1),
+                         ("search_seeds", "all"), ("race_rank", "last")):
         with pytest.raises(ValueError, match=f"^{field}"):
             smoke.with_overrides(**{field: value})
 

@@ -79,11 +79,11 @@ def test_grid_edges_are_extended_for_exactly_the_flagged_cells(work):
 
 
 def test_search_seeds_first_with_race_as_the_readme_runs_it(work):
-    """The README's flags (--seeds 3 --scheduler race --grace-period 13 --search-seeds first) at smoke sizes
-    (14 epochs: one rung): on the first seed one trial per cell races its learning rates, the later seeds
-    train once at its choice."""
+    """The README's flags (--seeds 3 --scheduler race --grace-period 8 --search-seeds first) at smoke sizes
+    (14 epochs: one rung): on the first seed one trial per cell races its learning rates, ranked with their
+    averaged weights (the default --race-rank), the later seeds train once at its choice."""
     work, env = work
-    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "race", "--grace-period", "13",
+    stdout = _sweep(work, env, "first", "--seeds", "3", "--scheduler", "race", "--grace-period", "8",
                     "--search-seeds", "first", "--lrs", "1e-3 1e-2", "--n-values", "4", "--epochs", "14")
     out = work / "first"
     trials = pd.read_csv(out / "all_trials.csv")
@@ -111,7 +111,8 @@ def test_search_seeds_first_with_race_as_the_readme_runs_it(work):
     assert (best.groupby(cells)["seed"].apply(sorted) == pd.Series([[0, 1, 2]] * len(chosen)).values).all()
     assert (best.set_index(cells)["lr"] == chosen.loc[best.set_index(cells).index]).all()
     assert "later seeds: 3 cells at the learning rate seed 0 chose, 6 trials" in stdout
-    assert "each cell's learning rates raced in one trial" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "each cell's learning rates raced in one trial" in report and "averaged weights" in report
     budget = json.loads((out / "budget.json").read_text())
     assert budget["grid_trials"] - (len(trials) - len(trained)) == 2 * n_cells * 3  # 2 lrs x cells x 3 seeds
     assert budget["steps"] == int(trials["steps"].sum()) < budget["grid_steps"]
@@ -125,3 +126,6 @@ def test_search_seeds_first_with_race_as_the_readme_runs_it(work):
         assert run.data.tags["stopped_early"] == str(bool(row["stopped_early"]))
         assert float(run.data.tags["lr"]) == row["lr"]
         assert run.data.metrics["test_rel_l2"] == pytest.approx(row["test_rel_l2"], rel=1e-12)
+        # The rungs' other error: the candidate's averaged weights, validated with its own.
+        averaged = client.get_metric_history(run.info.run_id, "val_rel_l2_averaged")
+        assert len(averaged) == len(client.get_metric_history(run.info.run_id, "val_rel_l2")) - 1  # not epoch 0

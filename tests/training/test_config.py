@@ -68,7 +68,7 @@ def test_loop_config_travels_as_the_plain_dict_ray_train_requires():
     assert LoopConfig.from_dict(LoopConfig(train=cfg).to_dict()).tracking is None
     with pytest.raises(ValueError, match="unknown"):
         LoopConfig.from_dict({**sent, "use_tpu": True})
-    race = LoopConfig(train=cfg, race=RaceConfig((1e-3, 1e-2), grace_period=2),
+    race = LoopConfig(train=cfg, race=RaceConfig((1e-3, 1e-2), grace_period=2, rank_by="best"),
                       candidate_tracking=(TrackingTarget("u", "a"), TrackingTarget("u", "b")))
     sent = race.to_dict()
     assert json.loads(json.dumps(sent)) == sent and LoopConfig.from_dict(sent) == race
