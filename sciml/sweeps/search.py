@@ -23,7 +23,8 @@
   side by side (they are consecutive in the trial list, so they do up to the concurrency).
 - race: no Tune scheduler; one trial per cell trains the cell's learning rates in lockstep
   and keeps the best 1/reduction_factor at each rung (synchronous successive halving in one
-  process: sciml/training/race.py; the runner groups the cells, `runner.races`).
+  process: sciml/training/race.py; the runner groups the cells, `runner.races`), ranked by
+  default with each candidate's averaged weights too (`race_rank`, the module says why).
 - grid edges: a cell whose best learning rate is the smallest or largest one tried is
   flagged; `edge_extensions` plans the next value beyond that edge on the grid's own log
   spacing (a factor 3 for a one-value grid). Optuna's edges are the search range's bounds:
