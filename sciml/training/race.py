@@ -90,7 +90,10 @@ class Race:
             for i in ranked[keep:]:
                 finals[i] = self.trainers[i].conclude()
         for i in running:
-            self.trainers[i].average = None  # no rung left to rank by it: spare the updates and validations
+            if len(running) == 1:
+                # The winner: nothing left to rank it against, so spare the updates and validations.
+                # (Several survivors keep averaging: their curves are what race_policies replays.)
+                self.trainers[i].average = None
             self.trainers[i].advance()
         # The answer is chosen by validation error, as a sweep chooses among its trials.
         winner = min(running, key=lambda i: (self.trainers[i].best.val_rel_l2, i))

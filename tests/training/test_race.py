@@ -133,8 +133,10 @@ def test_losers_stop_at_the_first_rung_and_every_candidate_trains_as_if_alone(da
 
 
 def test_a_race_without_rungs_trains_every_candidate_to_the_end(data, tmp_path):
-    final, _ = _race(FakeSession(str(tmp_path)), data, _config(epochs=2, grace_period=4))
+    final, trainers = _race(FakeSession(str(tmp_path)), data, _config(epochs=2, grace_period=4))
     candidates = json.loads(final[RACE_KEY])
     assert all(c["epochs_run"] == 2 and not c["stopped_early"] for c in candidates)
+    # Several survivors keep validating their averaged weights to the end (race_policies replays them).
+    assert all(sum("val_rel_l2_averaged" in h for h in t.history) == 2 for t in trainers)
     best = min(candidates, key=lambda c: c["val_rel_l2"])
     assert best["winner"] and sum(c["winner"] for c in candidates) == 1
