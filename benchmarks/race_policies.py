@@ -87,6 +87,13 @@ def curves(args, out: str) -> dict:
     return found
 
 
+def rank_error(curve: dict, validations: int, rank_by: str) -> float:
+    """race.rank_error on a recorded curve: the best validation error so far (the start counts), or
+    the better of that and the averaged weights' error at `validations`."""
+    averaged = curve["averaged"][validations] if rank_by == "averaged" else math.inf
+    return min(min(curve["val"][:validations + 1]), averaged)
+
+
 def replay(race, by_lr: dict[float, dict]) -> tuple[float, dict[float, int]]:
     """The race's decisions on full curves, by its own schedule and ranking (sciml/training/race.py):
     (the learning rate the sweep chooses, by validation error as from its rows; validations each candidate ran)."""
@@ -96,13 +103,9 @@ def replay(race, by_lr: dict[float, dict]) -> tuple[float, dict[float, int]]:
     def best(lr: float, validations: int) -> float:  # best so far; the start (epoch 0) counts
         return min(by_lr[lr]["val"][:validations + 1])
 
-    def rank(lr: float, validations: int) -> float:  # race.rank_error
-        averaged = by_lr[lr]["averaged"][validations] if race.rank_by == "averaged" else math.inf
-        return min(best(lr, validations), averaged)
-
     running, ran = list(range(len(lrs))), {}
     for rung, keep in race.schedule(total):
-        ranked = sorted(running, key=lambda i: (rank(lrs[i], rung), i))
+        ranked = sorted(running, key=lambda i: (rank_error(by_lr[lrs[i]], rung, race.rank_by), i))
         running = ranked[:keep]
         ran.update({lrs[i]: rung for i in ranked[keep:]})
     ran.update({lrs[i]: total for i in running})
@@ -112,12 +115,8 @@ def replay(race, by_lr: dict[float, dict]) -> tuple[float, dict[float, int]]:
 def decided_from(by_lr: dict[float, dict], chosen: float, rank_by: str) -> int | None:
     """The first validation from which `chosen` ranks first for good, by `rank_by` (None: never)."""
     total = len(next(iter(by_lr.values()))["val"]) - 1
-
-    def rank(lr: float, v: int) -> float:
-        averaged = by_lr[lr]["averaged"][v] if rank_by == "averaged" else math.inf
-        return min(min(by_lr[lr]["val"][:v + 1]), averaged)
-
-    leads = [all(rank(chosen, v) < rank(lr, v) for lr in by_lr if lr != chosen) for v in range(total + 1)]
+    leads = [all(rank_error(by_lr[chosen], v, rank_by) < rank_error(by_lr[lr], v, rank_by)
+                 for lr in by_lr if lr != chosen) for v in range(total + 1)]
     if not leads[-1]:
         return None
     first = total
